@@ -1,0 +1,152 @@
+"""Image preprocessing in the compact models' input space.
+
+Compact models take raw pixels minus the per-channel means of the 12 million
+training images (SPEC section 1). Raw images are uint8 or float in 0..255;
+recentred images are float32 in about -116.2..+155.6.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+RGB_MEANS = np.array([116.222, 109.270, 100.381], dtype=np.float32)
+RECENTERED_MIN = float(-RGB_MEANS.max())
+RECENTERED_MAX = float(255.0 - RGB_MEANS.min())
+_TOLERANCE = 1e-3
+
+
+def check_images(images, space: str = "raw", name: str = "images") -> np.ndarray:
+    """Validates a batch of images and returns it as an array.
+
+    Args:
+        images: array ``(num_images, 112, 112, 3)``.
+        space: ``"raw"`` (0..255) or ``"recentered"`` (raw minus RGB_MEANS).
+        name: how to call the argument in error messages.
+
+    Returns:
+        The images as a NumPy array (not copied when already one).
+
+    Raises:
+        ValueError: wrong rank or shape, non-numeric dtype, NaN or infinite
+            pixels, or values outside the range of ``space``; where the
+            values fit the other space, the message says so.
+    """
+    if space not in ("raw", "recentered"):
+        raise ValueError(f"space must be 'raw' or 'recentered', got {space!r}.")
+    array = np.asarray(images)
+    if array.dtype == object or not (
+        np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
+    ):
+        raise ValueError(f"{name} must hold numbers; got dtype {array.dtype}.")
+    if array.ndim == 3 and array.shape == (112, 112, 3):
+        raise ValueError(
+            f"{name} has shape {array.shape}, a single image; pass a batch "
+            "(num_images, 112, 112, 3), e.g. image[None]."
+        )
+    if array.ndim != 4 or array.shape[1:] != (112, 112, 3):
+        raise ValueError(
+            f"{name} must have shape (num_images, 112, 112, 3); got {array.shape}. "
+            "Compact models take 112x112 RGB images, channels last."
+        )
+    if array.size == 0:
+        return array
+    if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} contain NaN or infinite pixels.")
+    low, high = float(array.min()), float(array.max())
+    if space == "raw":
+        if low < -_TOLERANCE:
+            hint = (
+                " They look recentred already (raw minus the RGB means); pass "
+                "them as recentred or call uncenter_images first."
+                if low >= RECENTERED_MIN - _TOLERANCE and high <= RECENTERED_MAX + _TOLERANCE
+                else ""
+            )
+            raise ValueError(
+                f"Raw {name} must lie in 0..255; found values {low:.1f}..{high:.1f}.{hint}"
+            )
+        if high > 255 + _TOLERANCE:
+            raise ValueError(f"Raw {name} must lie in 0..255; found maximum {high:.1f}.")
+        return array
+    if array.dtype == np.uint8:
+        raise ValueError(
+            f"{name} are uint8, which means raw pixels; models take recentred "
+            "float images: call recenter_images(images) first."
+        )
+    if low < RECENTERED_MIN - _TOLERANCE or high > RECENTERED_MAX + _TOLERANCE:
+        hint = (
+            " They look like raw 0..255 pixels; call recenter_images(images) first."
+            if low >= -_TOLERANCE and high <= 255 + _TOLERANCE
+            else ""
+        )
+        raise ValueError(
+            f"Recentred {name} must lie in {RECENTERED_MIN:.1f}..{RECENTERED_MAX:.1f}; "
+            f"found {low:.1f}..{high:.1f}.{hint}"
+        )
+    return array
+
+
+def recenter_images(images) -> np.ndarray:
+    """Raw 0..255 images to model input: float32, minus the RGB means.
+
+    Args:
+        images: ``(num_images, 112, 112, 3)`` raw pixels, uint8 or float.
+
+    Returns:
+        float32 array of the same shape.
+    """
+    array = check_images(images, "raw")
+    return array.astype(np.float32) - RGB_MEANS
+
+
+def uncenter_images(images, as_uint8: bool = True) -> np.ndarray:
+    """Model input back to raw pixels: add the RGB means, clip to 0..255.
+
+    Args:
+        images: recentred ``(num_images, 112, 112, 3)``.
+        as_uint8: round to uint8 (for saving); otherwise float32.
+    """
+    array = check_images(images, "recentered")
+    raw = np.clip(array.astype(np.float32) + RGB_MEANS, 0.0, 255.0)
+    return np.round(raw).astype(np.uint8) if as_uint8 else raw
+
+
+def gaudy_images(images, blur_sigma: float = 0.0) -> np.ndarray:
+    """Gaudy images: each channel thresholded at its own mean, to 0 or 255.
+
+    Per image and channel, pixels below that channel's mean go to 0 and the
+    rest to 255, optionally after a Gaussian blur of ``blur_sigma`` pixels.
+
+    Args:
+        images: raw ``(num_images, 112, 112, 3)``.
+        blur_sigma: blur before thresholding; 0 for none.
+
+    Returns:
+        uint8 raw images of the same shape, every pixel 0 or 255.
+    """
+    array = check_images(images, "raw").astype(np.float32)
+    if blur_sigma > 0:
+        from scipy.ndimage import gaussian_filter
+
+        array = gaussian_filter(array, sigma=(0, blur_sigma, blur_sigma, 0))
+    means = array.mean(axis=(1, 2), keepdims=True)
+    return np.where(array < means, 0, 255).astype(np.uint8)
+
+
+def grayscale_images(images) -> np.ndarray:
+    """Luminance (ITU-R BT.601 weights) copied to all three channels.
+
+    Returns:
+        uint8 raw images ``(num_images, 112, 112, 3)``.
+    """
+    array = check_images(images, "raw").astype(np.float32)
+    luminance = array @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    gray = np.clip(np.round(luminance), 0, 255).astype(np.uint8)
+    return np.repeat(gray[..., None], 3, axis=-1)
+
+
+def white_noise_images(num_images: int, seed: int = 0) -> np.ndarray:
+    """Uniform white-noise images, raw uint8 ``(num_images, 112, 112, 3)``."""
+    if num_images < 0:
+        raise ValueError(f"num_images must be non-negative, got {num_images}.")
+    generator = np.random.default_rng(seed)
+    return generator.integers(0, 256, size=(num_images, 112, 112, 3), dtype=np.uint8)

@@ -1,0 +1,32 @@
+"""Shared fixtures: the real release, required in CI."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def _release_root():
+    from classes.data_root import resolve_data_root
+
+    try:
+        return resolve_data_root()
+    except FileNotFoundError as error:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI needs the real release data: {error}")
+        pytest.skip(f"release data not found: {error}")
+
+
+@pytest.fixture(scope="session")
+def data_root():
+    """The resolved release folder; fails under CI when missing, else skips."""
+    return _release_root()
+
+
+@pytest.fixture(scope="session")
+def image_cache(tmp_path_factory):
+    """A cache folder private to this test run."""
+    return tmp_path_factory.mktemp("image_cache")
