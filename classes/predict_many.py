@@ -1,0 +1,60 @@
+"""Predictions of many compact models on one set of images.
+
+Two paths with equal outputs (within float32 tolerance): ``"keras"`` loads
+each released ``.keras`` model and calls it (the reference); ``"fast"``
+stacks the models and evaluates them together (:mod:`classes.fast_predict`).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from tqdm import tqdm
+
+from classes.compact_model import ModelId, load_compact_model
+from classes.compact_model_tools import predict_responses
+
+
+def predict_many_models(
+    models: list[ModelId],
+    images,
+    path: str = "fast",
+    batch_size: int = 64,
+    data_root=None,
+    timings: dict | None = None,
+    show_progress: bool = True,
+) -> np.ndarray:
+    """Responses of several released compact models to the same images.
+
+    Args:
+        models: ids from :func:`classes.compact_model.model_id`.
+        images: recentred ``(num_images, 112, 112, 3)``.
+        path: ``"fast"`` or ``"keras"``.
+        timings: optional dict; ``"load weights"`` and ``"predict"`` seconds
+            are added to it.
+
+    Returns:
+        float32 ``(num_models, num_images)``.
+    """
+    timings = timings if timings is not None else {}
+    timings.setdefault("load weights", 0.0)
+    timings.setdefault("predict", 0.0)
+    if path == "keras":
+        predictions = []
+        for identifier in tqdm(models, desc="models (keras path)", disable=not show_progress):
+            start = time.perf_counter()
+            model = load_compact_model(identifier.session_id, identifier.neuron, data_root=data_root)
+            middle = time.perf_counter()
+            predictions.append(predict_responses(model, images, batch_size=batch_size))
+            timings["load weights"] += middle - start
+            timings["predict"] += time.perf_counter() - middle
+        return np.stack(predictions)
+    if path == "fast":
+        from classes.fast_predict import predict_models_on_images
+
+        return predict_models_on_images(
+            models, images, data_root=data_root, batch_size=batch_size,
+            show_progress=show_progress, timings=timings,
+        )
+    raise ValueError(f"path must be 'fast' or 'keras', got {path!r}.")
