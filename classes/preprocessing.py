@@ -128,7 +128,7 @@ def gaudy_images(images, blur_sigma: float = 0.0) -> np.ndarray:
         from scipy.ndimage import gaussian_filter
 
         array = gaussian_filter(array, sigma=(0, blur_sigma, blur_sigma, 0))
-    means = array.mean(axis=(1, 2), keepdims=True)
+    means = array.mean(axis=(1, 2), keepdims=True, dtype=np.float64)
     return np.where(array < means, 0, 255).astype(np.uint8)
 
 

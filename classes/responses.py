@@ -44,8 +44,7 @@ def response_path(session_id, kind: str = "repeat_averaged", data_root=None) -> 
         FileNotFoundError: the file is not in the release; the message lists
             the sessions whose files of that kind exist.
     """
-    if kind not in _KINDS:
-        raise ValueError(f"kind must be one of {sorted(_KINDS)}, got {kind!r}.")
+    _check_kind(kind)
     session = get_session(session_id)
     folder = resolve_data_root(data_root) / "data_V4_responses" / _KINDS[kind]
     path = folder / f"responses_{session.session_id}.npy"
@@ -60,8 +59,14 @@ def response_path(session_id, kind: str = "repeat_averaged", data_root=None) -> 
     return path
 
 
+def _check_kind(kind: str) -> None:
+    if kind not in _KINDS:
+        raise ValueError(f"kind must be one of {sorted(_KINDS)}, got {kind!r}.")
+
+
 def available_response_sessions(kind: str = "repeat_averaged", data_root=None) -> list[str]:
     """Sessions with a response file of the given kind, sorted."""
+    _check_kind(kind)
     folder = resolve_data_root(data_root) / "data_V4_responses" / _KINDS[kind]
     if not folder.is_dir():
         return []
@@ -120,6 +125,7 @@ def load_held_out(session_id, data_root=None, kind: str = "repeat_averaged"):
         arrays ``(neurons, images/2[, repeats])`` and the 1-based image
         numbers of the evaluation half.
     """
+    _check_kind(kind)
     fit, evaluation = held_out_indices(session_id)
     loader = load_raw if kind == "raw" else load_repeat_averaged
     responses = loader(session_id, data_root)

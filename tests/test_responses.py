@@ -157,3 +157,12 @@ def test_tmp_root_lists_only_its_own_files(tmp_path, data_root):
     np.testing.assert_array_equal(load_raw("210325", root), load_raw("210325", data_root))
     with pytest.raises(FileNotFoundError, match="raw responses here: 210325\\."):
         load_raw("201016", root)
+
+
+@pytest.mark.parametrize("call", ["load_held_out", "available_response_sessions"])
+def test_unknown_kind_raises_value_error(data_root, call):
+    with pytest.raises(ValueError, match="kind must be one of"):
+        if call == "load_held_out":
+            load_held_out("190923", data_root, kind="averaged")
+        else:
+            available_response_sessions("averaged", data_root)

@@ -65,7 +65,7 @@ def test_encoded_table_equals_readme_line_by_line(data_root):
     readme_rows = _readme_rows(data_root)
     encoded_rows = _encoded_rows()
     assert len(encoded_rows) == len(readme_rows)
-    for encoded, released in zip(encoded_rows, readme_rows):
+    for encoded, released in zip(encoded_rows, readme_rows, strict=True):
         assert encoded == released
 
 
