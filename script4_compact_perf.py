@@ -67,7 +67,8 @@ def parse_arguments(argv=None):
                         help="comma-separated test sessions (default: all four)")
     parser.add_argument("--neurons", default="all",
                         help="comma-separated 0-based neuron indices within each chosen session, or 'all'")
-    parser.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="images per forward pass (default: 16 on the fast path, 64 on the keras path)")
     parser.add_argument("--path", choices=("fast", "keras"), default="fast",
                         help="'fast': stacked evaluation of many models at once (default); "
                         "'keras': load each .keras model and call it (the reference path)")
@@ -76,7 +77,7 @@ def parse_arguments(argv=None):
                         "(neurons x images) for Fig. 1h; the release lacks them")
     outputs.add_common_arguments(parser)
     arguments = parser.parse_args(argv)
-    if arguments.batch_size < 1:
+    if arguments.batch_size is not None and arguments.batch_size < 1:
         parser.error(f"--batch-size must be positive, got {arguments.batch_size}")
     return arguments
 

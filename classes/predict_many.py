@@ -20,7 +20,7 @@ def predict_many_models(
     models: list[ModelId],
     images,
     path: str = "fast",
-    batch_size: int = 64,
+    batch_size: int | None = None,
     data_root=None,
     timings: dict | None = None,
     show_progress: bool = True,
@@ -31,6 +31,8 @@ def predict_many_models(
         models: ids from :func:`classes.compact_model.model_id`.
         images: recentred ``(num_images, 112, 112, 3)``.
         path: ``"fast"`` or ``"keras"``.
+        batch_size: images per forward pass; None for the path's default
+            (16 on the fast path, 64 on the keras path).
         timings: optional dict; ``"load weights"`` and ``"predict"`` seconds
             are added to it.
 
@@ -46,7 +48,7 @@ def predict_many_models(
             start = time.perf_counter()
             model = load_compact_model(identifier.session_id, identifier.neuron, data_root=data_root)
             middle = time.perf_counter()
-            predictions.append(predict_responses(model, images, batch_size=batch_size))
+            predictions.append(predict_responses(model, images, batch_size=batch_size or 64))
             timings["load weights"] += middle - start
             timings["predict"] += time.perf_counter() - middle
         return np.stack(predictions)

@@ -1,0 +1,349 @@
+"""Benchmark: the two ways of evaluating many compact models (script4's workload).
+
+Workload: every compact model predicts the held-out half of its own test
+session's images: 190923 (33 models), 201025 (89) and 210225 (55), images
+601-1200 of each (211022's images are not in the release): 177 models x 600
+images, about 12 TFLOP of useful arithmetic
+(:func:`classes.fast_predict.compact_model_flops`).
+
+Both paths run in one process, on the same models and images:
+
+1. straightforward: load each ``.keras`` file
+   (:func:`classes.compact_model.load_compact_model`, timed separately) and
+   call the model on batches of 64 through a compiled ``tf.function``
+   (:func:`classes.compact_model_tools.predict_responses`);
+2. fast: read the ``.npy`` weights, fold BatchNormalization, evaluate the
+   models group by group (:mod:`classes.fast_predict`).
+
+Printed and written to ``results/bench_predict/bench_predict_<mode>.json``:
+model-image evaluations per second, achieved GFLOP/s, the machine's
+single-precision matmul rate measured in the same run (NumPy and TensorFlow,
+2048x2048, best of N, before and after), each path's fraction of it, the
+speed ratio, peak memory, and the largest deviation between the paths. CPU
+seconds and the load average are recorded too: on a machine shared with
+other jobs wall-clock rates drop, and rates per CPU-second show the work
+done while the process actually ran.
+
+Commands::
+
+    python benchmarks/bench_predict.py --quick   # 12 models x 128 images, ~1-2 min
+    python benchmarks/bench_predict.py           # 177 models x 600 images, ~15 min quiet
+
+Expected run time on the 2-core CPU: see benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import threading
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+from classes import outputs  # noqa: E402
+from classes.compact_model import (  # noqa: E402
+    load_compact_model,
+    load_weights_npy,
+    model_id,
+    nums_filters_from_weights,
+)
+from classes.compact_model_tools import predict_responses  # noqa: E402
+from classes.fast_predict import (  # noqa: E402
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_GROUP_SIZE,
+    compact_model_flops,
+    predict_stacked,
+    stack_compact_models,
+)
+from classes.images import load_images  # noqa: E402
+from classes.preprocessing import recenter_images  # noqa: E402
+from classes.quiet_tensorflow import tf  # noqa: E402
+from classes.script_support import exit_on_user_error, start_script  # noqa: E402
+from classes.sessions import get_session, held_out_indices  # noqa: E402
+
+SCRIPT_NAME = "bench_predict"
+SESSIONS_WITH_IMAGES = ("190923", "201025", "210225")
+QUICK_MODELS_PER_SESSION = 4
+QUICK_IMAGES = 128
+
+
+def parse_arguments(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help=f"{QUICK_MODELS_PER_SESSION} models per session x {QUICK_IMAGES} images")
+    parser.add_argument("--sessions", default=",".join(SESSIONS_WITH_IMAGES),
+                        help="comma-separated test sessions whose images are present")
+    parser.add_argument("--models-per-session", type=int, default=None,
+                        help="first N models of each session (default: all; --quick: 4)")
+    parser.add_argument("--num-images", type=int, default=None,
+                        help="first N held-out images of each session (default: all 600; --quick: 128)")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
+                        help="fast path: images per graph call")
+    parser.add_argument("--group-size", type=int, default=DEFAULT_GROUP_SIZE,
+                        help="fast path: models per graph call")
+    parser.add_argument("--keras-batch-size", type=int, default=64,
+                        help="straightforward path: images per call")
+    parser.add_argument("--matmul-repeats", type=int, default=10,
+                        help="timed 2048x2048 float32 matmuls (best counts)")
+    parser.add_argument("--skip-keras", action="store_true",
+                        help="time only the fast path (no deviation or speed ratio)")
+    outputs.add_common_arguments(parser)
+    arguments = parser.parse_args(argv)
+    for name in ("batch_size", "group_size", "keras_batch_size", "matmul_repeats"):
+        if getattr(arguments, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be positive")
+    for name in ("models_per_session", "num_images"):
+        value = getattr(arguments, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name.replace('_', '-')} must be positive")
+    return arguments
+
+
+def matmul_rates(repeats: int, size: int = 2048) -> dict:
+    """Best-of-``repeats`` single-precision matmul rates, GFLOP/s.
+
+    Returns:
+        ``{"numpy": wall rate, "tensorflow": wall rate, "tensorflow_per_cpu_second": rate}``;
+        the last divides by the process's CPU time instead of wall time.
+    """
+    generator = np.random.default_rng(0)
+    left = generator.standard_normal((size, size), dtype=np.float32)
+    right = generator.standard_normal((size, size), dtype=np.float32)
+    flops = 2 * size**3
+    rates = {}
+    left_tensor, right_tensor = tf.constant(left), tf.constant(right)
+    for name, function in (
+        ("numpy", lambda: np.matmul(left, right)),
+        ("tensorflow", lambda: tf.matmul(left_tensor, right_tensor).numpy()),
+    ):
+        function()
+        timings = [_timed(function) for _ in range(repeats)]
+        rates[name] = flops / min(wall for wall, _ in timings) / 1e9
+    rates["tensorflow_per_cpu_second"] = flops / min(cpu for _, cpu in timings) / 1e9
+    return rates
+
+
+def _timed(function) -> tuple[float, float]:
+    """(wall seconds, process CPU seconds) of one call."""
+    start, cpu_start = time.perf_counter(), time.process_time()
+    function()
+    return time.perf_counter() - start, time.process_time() - cpu_start
+
+
+class PeakMemory:
+    """Samples this process's resident memory (VmRSS) in a background thread."""
+
+    def __init__(self, interval: float = 0.02):
+        self.interval, self.peak, self.start = interval, 0, 0
+        self._stop = threading.Event()
+
+    @staticmethod
+    def resident_bytes() -> int:
+        try:
+            with open("/proc/self/statm") as stream:
+                return int(stream.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except OSError:  # not Linux: fall back to the lifetime peak
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.resident_bytes())
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self.start = self.peak = self.resident_bytes()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exception):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.resident_bytes())
+
+
+def build_workload(arguments, data_root) -> list[dict]:
+    """Per session: model ids, filter counts and recentred held-out images."""
+    models_per_session = arguments.models_per_session or (
+        QUICK_MODELS_PER_SESSION if arguments.quick else None
+    )
+    num_images = arguments.num_images or (QUICK_IMAGES if arguments.quick else None)
+    workload = []
+    for session in [text.strip() for text in arguments.sessions.split(",") if text.strip()]:
+        count = get_session(session).num_neurons
+        neurons = range(min(count, models_per_session or count))
+        identifiers = [model_id(session, neuron) for neuron in neurons]
+        _, evaluation = held_out_indices(session)
+        evaluation = evaluation[:num_images] if num_images else evaluation
+        images = recenter_images(load_images(session, evaluation + 1, data_root=data_root))
+        weights = [load_weights_npy(identifier, data_root) for identifier in identifiers]
+        workload.append({"session": session, "ids": identifiers, "images": images, "weights": weights})
+    return workload
+
+
+def run_straightforward(workload, arguments, data_root) -> dict:
+    predictions, load_seconds, predict_seconds = [], 0.0, 0.0
+    cpu_start = time.process_time()
+    with PeakMemory() as memory:
+        for item in workload:
+            for identifier in item["ids"]:
+                start = time.perf_counter()
+                model = load_compact_model(identifier.session_id, identifier.neuron, data_root=data_root)
+                middle = time.perf_counter()
+                predictions.append(
+                    predict_responses(model, item["images"], batch_size=arguments.keras_batch_size)
+                )
+                load_seconds += middle - start
+                predict_seconds += time.perf_counter() - middle
+    return {
+        "load_seconds": load_seconds, "predict_seconds": predict_seconds,
+        "cpu_seconds": time.process_time() - cpu_start,
+        "peak_rss_bytes": memory.peak, "rss_at_start_bytes": memory.start,
+        "predictions": predictions,
+    }
+
+
+def run_fast(workload, arguments) -> dict:
+    predictions, stack_seconds, warmup_seconds, predict_seconds = [], 0.0, 0.0, 0.0
+    cpu_start = time.process_time()
+    with PeakMemory() as memory:
+        for item in workload:
+            start = time.perf_counter()
+            stacked = stack_compact_models(item["weights"], names=[str(i) for i in item["ids"]])
+            stack_seconds += time.perf_counter() - start
+            # One-time graph tracing, reported apart from the steady-state rate.
+            start = time.perf_counter()
+            predict_stacked(stacked, item["images"][:1], batch_size=1, group_size=arguments.group_size)
+            warmup_seconds += time.perf_counter() - start
+            start = time.perf_counter()
+            result = predict_stacked(
+                stacked, item["images"], batch_size=arguments.batch_size,
+                group_size=arguments.group_size, show_progress=True,
+            )
+            predict_seconds += time.perf_counter() - start
+            predictions.extend(result)
+    return {
+        "stack_seconds": stack_seconds, "warmup_seconds": warmup_seconds,
+        "predict_seconds": predict_seconds, "cpu_seconds": time.process_time() - cpu_start,
+        "peak_rss_bytes": memory.peak, "rss_at_start_bytes": memory.start,
+        "predictions": predictions,
+    }
+
+
+def summarize(arguments, workload, matmul_before, matmul_after, straightforward, fast, load_before):
+    nums_filters = [nums_filters_from_weights(weights) for item in workload for weights in item["weights"]]
+    per_model_flops = compact_model_flops(np.array(nums_filters))
+    images_per_model = np.concatenate([[len(item["images"])] * len(item["ids"]) for item in workload])
+    total_flops = float(np.sum(per_model_flops * images_per_model))
+    evaluations = int(np.sum(images_per_model))
+    matmul = max(matmul_before["numpy"], matmul_before["tensorflow"],
+                 matmul_after["numpy"], matmul_after["tensorflow"])
+    matmul_per_cpu = max(matmul_before["tensorflow_per_cpu_second"], matmul_after["tensorflow_per_cpu_second"])
+    result = {
+        "mode": "quick" if arguments.quick else "custom" if (arguments.models_per_session or arguments.num_images) else "full",
+        "workload": {
+            "sessions": [item["session"] for item in workload],
+            "models": len(per_model_flops), "model_image_evaluations": evaluations,
+            "useful_tflop": total_flops / 1e12,
+            "mean_mflop_per_model_image": total_flops / evaluations / 1e6,
+        },
+        "matmul_gflops": {"before": matmul_before, "after": matmul_after, "reference": matmul,
+                          "reference_per_cpu_second": matmul_per_cpu},
+        "load_average_before": load_before, "load_average_after": list(os.getloadavg()),
+        "cpu_count": os.cpu_count(),
+        "settings": {"batch_size": arguments.batch_size, "group_size": arguments.group_size,
+                     "keras_batch_size": arguments.keras_batch_size},
+    }
+    paths = {"fast": fast} if straightforward is None else {"straightforward": straightforward, "fast": fast}
+    for name, timing in paths.items():
+        setup = timing.get("load_seconds", 0.0) + timing.get("stack_seconds", 0.0) + timing.get("warmup_seconds", 0.0)
+        rate = total_flops / timing["predict_seconds"] / 1e9
+        result[name] = {
+            **{key: value for key, value in timing.items() if key != "predictions"},
+            "setup_seconds": setup,
+            "evaluations_per_second": evaluations / timing["predict_seconds"],
+            "gflops": rate, "fraction_of_matmul": rate / matmul,
+            "end_to_end_gflops": total_flops / (timing["predict_seconds"] + setup) / 1e9,
+            "gflops_per_cpu_second": total_flops / timing["cpu_seconds"] / 1e9,
+            "fraction_of_matmul_per_cpu_second": total_flops / timing["cpu_seconds"] / 1e9 / matmul_per_cpu,
+        }
+    if straightforward is not None:
+        reference = np.stack(straightforward["predictions"])
+        candidate = np.stack(fast["predictions"])
+        spread = np.maximum(reference.std(axis=1), 1e-12)
+        result["deviation"] = {
+            "max_abs": float(np.max(np.abs(candidate - reference))),
+            "max_abs_over_response_sd": float(np.max(np.max(np.abs(candidate - reference), axis=1) / spread)),
+        }
+        result["speed_ratio_fast_over_straightforward"] = (
+            straightforward["predict_seconds"] / fast["predict_seconds"])
+        result["end_to_end_speed_ratio"] = (
+            (straightforward["predict_seconds"] + result["straightforward"]["setup_seconds"])
+            / (fast["predict_seconds"] + result["fast"]["setup_seconds"]))
+    result["peak_rss_process_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return result
+
+
+def report(result) -> str:
+    work = result["workload"]
+    lines = [
+        f"workload: {work['models']} models, {work['model_image_evaluations']} model-image "
+        f"evaluations, {work['useful_tflop']:.3f} TFLOP useful ({work['mean_mflop_per_model_image']:.1f} MFLOP each)",
+        "matmul 2048^2 float32 (GFLOP/s, best of N): before "
+        + ", ".join(f"{k} {v:.1f}" for k, v in result["matmul_gflops"]["before"].items())
+        + "; after " + ", ".join(f"{k} {v:.1f}" for k, v in result["matmul_gflops"]["after"].items())
+        + f"; reference {result['matmul_gflops']['reference']:.1f}"
+        + f" (per CPU-second {result['matmul_gflops']['reference_per_cpu_second']:.1f})",
+        f"load average before {result['load_average_before'][0]:.2f}, after "
+        f"{result['load_average_after'][0]:.2f} on {result['cpu_count']} CPUs",
+    ]
+    for name in ("straightforward", "fast"):
+        if name not in result:
+            continue
+        path = result[name]
+        lines.append(
+            f"{name:15s}: predict {path['predict_seconds']:.1f} s, setup {path['setup_seconds']:.1f} s, "
+            f"{path['evaluations_per_second']:.1f} evaluations/s, {path['gflops']:.1f} GFLOP/s "
+            f"= {100 * path['fraction_of_matmul']:.0f}% of matmul; end to end {path['end_to_end_gflops']:.1f} GFLOP/s; "
+            f"{path['gflops_per_cpu_second']:.1f} GFLOP per CPU-second "
+            f"(= {100 * path['fraction_of_matmul_per_cpu_second']:.0f}% of matmul's); "
+            f"peak RSS {path['peak_rss_bytes'] / 2**30:.2f} GiB"
+        )
+    if "deviation" in result:
+        deviation = result["deviation"]
+        lines.append(
+            f"speed ratio fast/straightforward: {result['speed_ratio_fast_over_straightforward']:.2f}x "
+            f"(end to end {result['end_to_end_speed_ratio']:.2f}x); max deviation "
+            f"{deviation['max_abs']:.2e} = {deviation['max_abs_over_response_sd']:.2e} response s.d."
+        )
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    arguments = parse_arguments(argv)
+    data_root, output_dir = start_script(arguments, SCRIPT_NAME)
+    load_before = list(os.getloadavg())
+    workload = exit_on_user_error(lambda: build_workload(arguments, data_root))
+    matmul_before = matmul_rates(arguments.matmul_repeats)
+    # The fast path first, so that its peak memory is not inflated by what
+    # the Keras models leave behind.
+    fast = run_fast(workload, arguments)
+    straightforward = None if arguments.skip_keras else run_straightforward(workload, arguments, data_root)
+    matmul_after = matmul_rates(arguments.matmul_repeats)
+    result = summarize(arguments, workload, matmul_before, matmul_after, straightforward, fast, load_before)
+    print(report(result))
+    target = output_dir / f"bench_predict_{result['mode']}.json"
+    outputs.write_json(target, result)
+    print(f"wrote {target}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,315 @@
+"""Many compact models on the same images, fast (the evaluation path of script4).
+
+The straightforward way (load each ``.keras`` model, call it on batches of
+64) spends most of its time outside the useful arithmetic: every
+BatchNormalization and ReLU is a separate pass over a ``112x112xK0`` map,
+and a batch of 64 makes that map ~190 MB, far out of cache. This path:
+
+1. reads the weights (``get_weights()`` lists; the ``.npy`` release files
+   load in about a millisecond, a ``.keras`` file in seconds) and folds each
+   BatchNormalization into the convolution before it
+   (:mod:`classes.fast_weights`);
+2. "stacks" the models: one TensorFlow graph evaluates a group of models
+   (8 by default) on a batch of images (16 by default); each model's
+   convolutions are fused by TensorFlow's oneDNN remapper into one
+   conv + bias + ReLU kernel, and the models of a group run side by side;
+3. traces that graph once, with the filter counts left unknown, so every
+   model of every size reuses it (no per-model tracing or graph building).
+
+Choices measured on the 2-core CPU this project targets (see
+``benchmarks/README.md``): a separate 5x5x3xK0 convolution per model runs at
+85-98% of the machine's matmul rate, while one wide convolution over the
+stacked filters of many models (the sum of K0 over a group) dropped to 65%
+already at 96 channels and needs per-model slicing afterwards; 16 images per
+call balance oneDNN's per-call cost against cache misses (1 image: +75%
+time per image, 8-32 images: within noise); XLA (``jit_compile``) was not
+used because its CPU depthwise convolution is two orders of magnitude slower
+than TensorFlow's. The depthwise convolutions remain the least efficient
+part (~15-20% of the matmul rate for ~8% of the FLOPs).
+
+Outputs equal the Keras models' within float32 rounding (maximum deviation
+about 1e-6 of the response s.d. on the released models).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm import tqdm
+
+from classes.compact_model import (
+    ModelId,
+    load_nums_filters,
+    load_weights_npy,
+    model_id,
+    nums_filters_from_weights,
+    parse_model_stem,
+)
+from classes.fast_weights import (
+    FoldedModel,
+    compact_model_flops,
+    fold_weights,
+    weights_of,
+)
+from classes.preprocessing import check_images
+from classes.quiet_tensorflow import tf
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_GROUP_SIZE",
+    "StackedModels",
+    "compact_model_flops",
+    "predict_models_on_images",
+    "predict_stacked",
+    "stack_compact_models",
+]
+
+DEFAULT_BATCH_SIZE = 16
+DEFAULT_GROUP_SIZE = 8
+
+
+@dataclass(frozen=True)
+class StackedModels:
+    """Compact models prepared for :func:`predict_stacked`.
+
+    Attributes:
+        models: the folded models, in the order given.
+        tensors: per model, its folded arrays as TensorFlow constants.
+    """
+
+    models: tuple[FoldedModel, ...]
+    tensors: tuple
+
+    @property
+    def num_models(self) -> int:
+        return len(self.models)
+
+    @property
+    def nums_filters(self) -> np.ndarray:
+        """int array ``(num_models, 5)``."""
+        return np.array([model.nums_filters for model in self.models], dtype=np.int64)
+
+    @property
+    def names(self) -> list[str]:
+        return [model.name for model in self.models]
+
+    @property
+    def flops_per_image(self) -> int:
+        """Useful FLOPs of all models on one image (:func:`compact_model_flops`)."""
+        return int(np.sum(compact_model_flops(self.nums_filters)))
+
+
+def stack_compact_models(models_or_weight_lists, names=None) -> StackedModels:
+    """Prepares compact models for joint evaluation.
+
+    Args:
+        models_or_weight_lists: a sequence of Keras compact models and/or
+            ``get_weights()`` lists (36 arrays each, e.g. from
+            :func:`classes.compact_model.load_weights_npy`). Models of any
+            sizes and sessions can be mixed.
+        names: optional labels, one per model, used in error messages and
+            kept in ``StackedModels.names``.
+
+    Returns:
+        A :class:`StackedModels`.
+
+    Raises:
+        ValueError: no models; ``names`` of the wrong length; a weight list
+            that is not a compact model's (count, shapes, non-finite values).
+    """
+    if isinstance(models_or_weight_lists, (str, bytes)) or not hasattr(
+        models_or_weight_lists, "__len__"
+    ):
+        raise ValueError(
+            "stack_compact_models takes a list of Keras compact models or of their "
+            f"get_weights() lists; got {type(models_or_weight_lists).__name__}."
+        )
+    items = list(models_or_weight_lists)
+    if not items:
+        raise ValueError("stack_compact_models needs at least one model; got an empty list.")
+    if names is None:
+        names = [f"#{index}" for index in range(len(items))]
+    names = [str(name) for name in names]
+    if len(names) != len(items):
+        raise ValueError(f"Got {len(names)} names for {len(items)} models.")
+    folded = tuple(fold_weights(weights_of(item), name) for item, name in zip(items, names, strict=True))
+    tensors = tuple(tuple(tf.constant(array) for array in model.arrays) for model in folded)
+    return StackedModels(folded, tensors)
+
+
+def _one_model_forward(images, weights):
+    """Response of one folded model to a batch of recentred images: ``(n,)``."""
+    kernel0, bias0 = weights[0], weights[1]
+    activity = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(images, kernel0, 1, "SAME"), bias0))
+    for layer, stride in zip(range(1, 5), (2, 2, 1, 1), strict=True):
+        depthwise, pointwise, bias = weights[3 * layer - 1 : 3 * layer + 2]
+        # "SAME" here pads like Keras: 1 before and 2 after for stride 2 on even sides.
+        activity = tf.nn.depthwise_conv2d(activity, depthwise, (1, stride, stride, 1), "SAME")
+        activity = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(activity, pointwise, 1, "SAME"), bias))
+    readout_map, readout_bias = weights[-2], weights[-1]
+    return tf.reduce_sum(activity * readout_map, axis=(1, 2, 3)) + readout_bias
+
+
+def _weights_signature() -> tuple:
+    spec = tf.TensorSpec
+    separable = []
+    for _ in range(4):
+        separable += [spec((5, 5, None, 1)), spec((1, 1, None, None)), spec((None,))]
+    # The order of FOLDED_NAMES: layer 0, four separable layers, readout.
+    return (spec((5, 5, 3, None)), spec((None,)), *separable, spec((28, 28, None)), spec((1,)))
+
+
+_FORWARD_FUNCTIONS: dict[int, object] = {}
+
+
+def _forward_function(group_size: int):
+    """A graph for ``group_size`` models of any sizes, traced once per size."""
+    if group_size not in _FORWARD_FUNCTIONS:
+
+        def forward(images, group):
+            return tf.stack([_one_model_forward(images, weights) for weights in group])
+
+        _FORWARD_FUNCTIONS[group_size] = tf.function(
+            forward,
+            input_signature=[
+                tf.TensorSpec((None, 112, 112, 3), tf.float32),
+                [_weights_signature()] * group_size,
+            ],
+            jit_compile=False,
+        )
+    return _FORWARD_FUNCTIONS[group_size]
+
+
+def _positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+    return int(value)
+
+
+def predict_stacked(
+    stacked: StackedModels,
+    images,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    group_size: int = DEFAULT_GROUP_SIZE,
+    show_progress: bool = False,
+) -> np.ndarray:
+    """Responses of every stacked model to every image.
+
+    Args:
+        stacked: from :func:`stack_compact_models`.
+        images: recentred ``(num_images, 112, 112, 3)`` (raw pixels minus
+            the RGB means; see :func:`classes.preprocessing.recenter_images`).
+        batch_size: images per graph call.
+        group_size: models per graph call.
+        show_progress: show a tqdm bar over (image batch, model group) calls.
+
+    Returns:
+        float32 ``(num_models, num_images)``; ``(num_models, 0)`` for no images.
+
+    Raises:
+        ValueError: ``stacked`` is not a StackedModels; images of the wrong
+            shape, dtype or range (e.g. raw uint8 pixels); non-positive sizes.
+    """
+    if not isinstance(stacked, StackedModels):
+        raise ValueError(
+            f"predict_stacked takes the StackedModels of stack_compact_models; got "
+            f"{type(stacked).__name__}."
+        )
+    batch_size = _positive_int(batch_size, "batch_size")
+    group_size = _positive_int(group_size, "group_size")
+    images = check_images(images, "recentered")
+    num_images = images.shape[0]
+    predictions = np.zeros((stacked.num_models, num_images), dtype=np.float32)
+    if num_images == 0:
+        return predictions
+    # Near-equal groups, so at most two graph sizes are ever traced.
+    num_groups = -(-stacked.num_models // group_size)
+    groups = [list(indices) for indices in np.array_split(np.arange(stacked.num_models), num_groups)]
+    starts = range(0, num_images, batch_size)
+    with tqdm(
+        total=len(starts) * len(groups), desc="fast predict", unit="call", disable=not show_progress
+    ) as progress:
+        for start in starts:
+            stop = min(start + batch_size, num_images)
+            batch = tf.constant(np.asarray(images[start:stop], dtype=np.float32))
+            for group in groups:
+                function = _forward_function(len(group))
+                outputs = function(batch, [stacked.tensors[index] for index in group])
+                predictions[group, start:stop] = outputs.numpy()
+                progress.update(1)
+    return predictions
+
+
+def _as_model_id(identifier) -> ModelId:
+    if isinstance(identifier, ModelId):
+        return model_id(identifier.session_id, identifier.neuron)
+    if isinstance(identifier, str):
+        return parse_model_stem(identifier)
+    if isinstance(identifier, (tuple, list)) and len(identifier) == 2:
+        return model_id(*identifier)
+    raise ValueError(
+        "Model ids must be ModelId, (session, neuron) pairs or names like "
+        f"'compact_model_190923_neuron4'; got {identifier!r}."
+    )
+
+
+def predict_models_on_images(
+    model_ids,
+    images,
+    data_root=None,
+    batch_size: int | None = None,
+    group_size: int = DEFAULT_GROUP_SIZE,
+    show_progress: bool = False,
+    timings: dict | None = None,
+) -> np.ndarray:
+    """Loads released compact models from their ``.npy`` weights and predicts.
+
+    Args:
+        model_ids: ``ModelId`` values (:func:`classes.compact_model.model_id`),
+            ``(session, neuron)`` pairs or model names.
+        images: recentred ``(num_images, 112, 112, 3)``.
+        data_root: see :func:`classes.data_root.resolve_data_root`.
+        batch_size: images per graph call; None uses ``DEFAULT_BATCH_SIZE``.
+        group_size: models per graph call.
+        show_progress: show a tqdm bar.
+        timings: optional dict; ``"load weights"`` and ``"predict"`` seconds
+            are added to it.
+
+    Returns:
+        float32 ``(num_models, num_images)``, rows in the order of ``model_ids``.
+
+    Raises:
+        ValueError: unknown model id; corrupt weights; bad images.
+        FileNotFoundError: a model's weight file is missing from the release.
+    """
+    identifiers = [_as_model_id(identifier) for identifier in model_ids]
+    if not identifiers:
+        raise ValueError("predict_models_on_images needs at least one model id.")
+    images = check_images(images, "recentered")
+    timings = timings if timings is not None else {}
+    start = time.perf_counter()
+    weight_lists = []
+    for identifier in identifiers:
+        weights = load_weights_npy(identifier, data_root)
+        stated = load_nums_filters(identifier, data_root)
+        counts = nums_filters_from_weights(weights)
+        if counts != stated:
+            raise ValueError(
+                f"Weights of {identifier} have filter counts {counts} but its "
+                f"nums_filters file says {stated}; the release files disagree."
+            )
+        weight_lists.append(weights)
+    stacked = stack_compact_models(weight_lists, names=[str(identifier) for identifier in identifiers])
+    middle = time.perf_counter()
+    predictions = predict_stacked(
+        stacked,
+        images,
+        batch_size=DEFAULT_BATCH_SIZE if batch_size is None else batch_size,
+        group_size=group_size,
+        show_progress=show_progress,
+    )
+    timings["load weights"] = timings.get("load weights", 0.0) + middle - start
+    timings["predict"] = timings.get("predict", 0.0) + time.perf_counter() - middle
+    return predictions
