@@ -46,6 +46,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
 from classes import outputs  # noqa: E402
 from classes.compact_model import (  # noqa: E402
@@ -191,7 +192,8 @@ def build_workload(arguments, data_root) -> list[dict]:
 def run_straightforward(workload, arguments, data_root) -> dict:
     predictions, load_seconds, predict_seconds = [], 0.0, 0.0
     cpu_start = time.process_time()
-    with PeakMemory() as memory:
+    total = sum(len(item["ids"]) for item in workload)
+    with PeakMemory() as memory, tqdm(total=total, desc="keras path", unit="model") as progress:
         for item in workload:
             for identifier in item["ids"]:
                 start = time.perf_counter()
@@ -202,6 +204,7 @@ def run_straightforward(workload, arguments, data_root) -> dict:
                 )
                 load_seconds += middle - start
                 predict_seconds += time.perf_counter() - middle
+                progress.update(1)
     return {
         "load_seconds": load_seconds, "predict_seconds": predict_seconds,
         "cpu_seconds": time.process_time() - cpu_start,
