@@ -139,6 +139,7 @@ def _write_atomically(array: np.ndarray, target: Path) -> None:
     try:
         with os.fdopen(handle, "wb") as stream:
             np.save(stream, array)
+        os.chmod(temporary, 0o644)
         os.replace(temporary, target)
     except BaseException:
         if os.path.exists(temporary):

@@ -60,6 +60,8 @@ def write_atomically(target, writer) -> Path:
     temporary = _atomic_target(target)
     try:
         writer(temporary)
+        # mkstemp creates 0600 files; results should be readable like any other file.
+        os.chmod(temporary, 0o644)
         os.replace(temporary, target)
     finally:
         if temporary.exists():
@@ -156,7 +158,7 @@ def format_comparison_table(rows: list[dict]) -> str:
     widths = [max(len(line[column]) for line in cells) for column in range(len(header))]
     lines = []
     for index, line in enumerate(cells):
-        lines.append("  ".join(cell.ljust(width) for cell, width in zip(line, widths)))
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)))
         if index == 0:
             lines.append("  ".join("-" * width for width in widths))
         elif rows[index - 1].get("note"):

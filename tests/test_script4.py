@@ -49,7 +49,7 @@ def test_outputs_written_and_labelled(two_runs):
 def test_fast_and_keras_paths_agree(two_runs):
     fast_rows, _, _ = two_runs["fast"]
     keras_rows, _, _ = two_runs["keras"]
-    for fast, reference in zip(fast_rows[:2], keras_rows[:2]):
+    for fast, reference in zip(fast_rows[:2], keras_rows[:2], strict=True):
         assert float(fast["pearson_r"]) == pytest.approx(float(reference["pearson_r"]), abs=1e-5)
 
 
