@@ -240,6 +240,13 @@ def run_fast(workload, arguments) -> dict:
     }
 
 
+def mode_of(arguments) -> str:
+    """``quick``, ``full`` (the whole workload) or ``custom``."""
+    if arguments.models_per_session or arguments.num_images:
+        return "custom"
+    return "quick" if arguments.quick else "full"
+
+
 def summarize(arguments, workload, matmul_before, matmul_after, straightforward, fast, load_before):
     nums_filters = [nums_filters_from_weights(weights) for item in workload for weights in item["weights"]]
     per_model_flops = compact_model_flops(np.array(nums_filters))
@@ -250,7 +257,7 @@ def summarize(arguments, workload, matmul_before, matmul_after, straightforward,
                  matmul_after["numpy"], matmul_after["tensorflow"])
     matmul_per_cpu = max(matmul_before["tensorflow_per_cpu_second"], matmul_after["tensorflow_per_cpu_second"])
     result = {
-        "mode": "quick" if arguments.quick else "custom" if (arguments.models_per_session or arguments.num_images) else "full",
+        "mode": mode_of(arguments),
         "workload": {
             "sessions": [item["session"] for item in workload],
             "models": len(per_model_flops), "model_image_evaluations": evaluations,
@@ -336,13 +343,17 @@ def main(argv=None):
     workload = exit_on_user_error(lambda: build_workload(arguments, data_root))
     matmul_before = matmul_rates(arguments.matmul_repeats)
     # The fast path first, so that its peak memory is not inflated by what
-    # the Keras models leave behind.
+    # the Keras models leave behind; its figures are written at once, so a
+    # long straightforward run that is interrupted does not lose them.
     fast = run_fast(workload, arguments)
+    target = output_dir / f"bench_predict_{mode_of(arguments)}.json"
+    partial = summarize(arguments, workload, matmul_before, matmul_before, None, fast, load_before)
+    outputs.write_json(target, {**partial, "note": "straightforward path not finished yet"})
+    print(report(partial), flush=True)
     straightforward = None if arguments.skip_keras else run_straightforward(workload, arguments, data_root)
     matmul_after = matmul_rates(arguments.matmul_repeats)
     result = summarize(arguments, workload, matmul_before, matmul_after, straightforward, fast, load_before)
     print(report(result))
-    target = output_dir / f"bench_predict_{result['mode']}.json"
     outputs.write_json(target, result)
     print(f"wrote {target}")
     return result

@@ -17,15 +17,17 @@ and a batch of 64 makes that map ~190 MB, far out of cache. This path:
    model of every size reuses it (no per-model tracing or graph building).
 
 Choices measured on the 2-core CPU this project targets (see
-``benchmarks/README.md``): a separate 5x5x3xK0 convolution per model runs at
-85-98% of the machine's matmul rate, while one wide convolution over the
-stacked filters of many models (the sum of K0 over a group) dropped to 65%
-already at 96 channels and needs per-model slicing afterwards; 16 images per
-call balance oneDNN's per-call cost against cache misses (1 image: +75%
-time per image, 8-32 images: within noise); XLA (``jit_compile``) was not
-used because its CPU depthwise convolution is two orders of magnitude slower
-than TensorFlow's. The depthwise convolutions remain the least efficient
-part (~15-20% of the matmul rate for ~8% of the FLOPs).
+``benchmarks/README.md``): oneDNN runs a separate 5x5x3xK0 convolution per
+model at 85-98% of the single-core matmul rate (K0 = 47-64), but a wide one
+over the stacked filters of several models at only ~65% (96 channels), and
+a stacked layout then needs per-model slicing before the pointwise layers;
+end to end, stacking 8 models' layer 0 was ~20% slower than this path.
+16 images per call balance oneDNN's fixed cost per call against cache
+misses (1 image per call took twice the time per image; 8-32 images were
+within 15% of each other). XLA (``jit_compile``) is not used: its CPU
+depthwise convolution was two orders of magnitude slower than TensorFlow's.
+The depthwise convolutions remain the least efficient part: ~15% of the
+matmul rate, ~30% of the time for ~8% of the FLOPs.
 
 Outputs equal the Keras models' within float32 rounding (maximum deviation
 about 1e-6 of the response s.d. on the released models).
