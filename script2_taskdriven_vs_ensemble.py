@@ -50,14 +50,11 @@ import time
 import numpy as np
 
 from classes import metrics, outputs
-from classes.ensemble_model import (
-    FULL_CONFIG,
-    build_member,
+from classes.ensemble_architecture import FULL_CONFIG, build_member, parameter_counts
+from classes.ensemble_embeddings import ensemble_mapped_predictions
+from classes.ensemble_files import find_member_files, load_ensemble
+from classes.ensemble_summary import (
     compare_with_summary,
-    ensemble_mapped_predictions,
-    find_member_files,
-    load_ensemble,
-    parameter_counts,
     parse_summary_tables,
     release_member_table,
     release_summary_path,
@@ -67,7 +64,7 @@ from classes.images import available_image_sessions, load_images
 from classes.performance import POISSON_LABEL
 from classes.responses import load_repeat_averaged
 from classes.ridge_mapping import RidgeMapping
-from classes.script_support import exit_on_user_error, start_script
+from classes.script_support import report_results, run_script, start_script
 from classes.sessions import TEST_SESSIONS, get_session, held_out_indices
 from classes.taskdriven_features import (
     RANDOM_FEATURES_LABEL,
@@ -334,20 +331,15 @@ def run(arguments) -> dict:
         "noise_corrected_r2_label": POISSON_LABEL, "num_members": len(members),
         "seconds": time.perf_counter() - started,
     })
-    outputs.write_json(output_dir / "summary.json", summary)
-    print()
-    print(outputs.format_comparison_table(table))
-    for note in notes:
-        print(f"note: {note}")
-    print(f"\nwrote {output_dir}/summary.json" + (", per_neuron.csv, fig1b_taskdriven_vs_ensemble.(png|pdf)"
-                                                  if rows else ""))
-    print(f"time: {summary['seconds']:.1f} s")
+    report_results(output_dir, summary, table,
+                   f"{output_dir}/summary.json"
+                   + (", per_neuron.csv, fig1b_taskdriven_vs_ensemble.(png|pdf)" if rows else ""),
+                   f"time: {summary['seconds']:.1f} s", notes)
     return summary
 
 
 def main(argv=None) -> dict:
-    arguments = parse_arguments(argv)
-    return exit_on_user_error(lambda: run(arguments))
+    return run_script(parse_arguments, run, argv)
 
 
 if __name__ == "__main__":

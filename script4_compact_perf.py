@@ -45,7 +45,7 @@ from classes.performance import POISSON_LABEL, poisson_approximation_check, scor
 from classes.predict_many import predict_many_models
 from classes.preprocessing import recenter_images
 from classes.responses import available_response_sessions
-from classes.script_support import exit_on_user_error, start_script
+from classes.script_support import format_timings, report_results, run_script, start_script
 from classes.sessions import TEST_SESSIONS, get_session, held_out_indices
 
 SCRIPT_NAME = "script4_compact_perf"
@@ -298,22 +298,15 @@ def run(arguments) -> dict:
         "evaluation_path": arguments.path,
         "timings_seconds": timings,
     }
-    outputs.write_json(output_dir / "summary.json", summary)
-    print()
-    print(outputs.format_comparison_table(table))
-    print()
-    print(format_poisson_checks(checks))
-    for note in notes:
-        print(f"note: {note}")
-    print(f"\nwrote {output_dir}/per_neuron.csv, summary.json, fig1i_model_sizes.(png|pdf)"
-          + (", fig1h_compact_performance.(png|pdf)" if rows else ""))
-    print("time: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in timings.items()))
+    report_results(output_dir, summary, table,
+                   f"{output_dir}/per_neuron.csv, summary.json, fig1i_model_sizes.(png|pdf)"
+                   + (", fig1h_compact_performance.(png|pdf)" if rows else ""),
+                   format_timings(timings), notes, extra_text=format_poisson_checks(checks))
     return summary
 
 
 def main(argv=None) -> dict:
-    arguments = parse_arguments(argv)
-    return exit_on_user_error(lambda: run(arguments))
+    return run_script(parse_arguments, run, argv)
 
 
 if __name__ == "__main__":

@@ -50,7 +50,6 @@ between compact models rho^2 = 0.11 (10,000 normal images).
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
 import time
 
@@ -65,16 +64,20 @@ from classes.compact_model import (
     load_nums_filters,
     load_weights_npy,
 )
-from classes.images import available_image_sessions, load_images
+from classes.filter_analysis_figures import (
+    figure_cka,
+    figure_filters,
+    figure_kernel_similarity,
+    figure_signal,
+)
 from classes.kernel_similarity import (
     all_pair_similarities,
     kernels_from_weights,
     permutation_test,
     sample_pair_similarities,
 )
-from classes.preprocessing import recenter_images
-from classes.script_support import exit_on_user_error, start_script
-from classes.sessions import SESSIONS
+from classes.normal_images import load_normal_images
+from classes.script_support import format_timings, report_results, run_script, start_script
 
 SCRIPT_NAME = "script7_filter_analysis"
 MAP_SIZES = (112, 56, 28, 28, 28)
@@ -122,41 +125,6 @@ def choose_models(num_models):
     if num_models is None or num_models >= len(models):
         return models
     return [models[index] for index in np.linspace(0, len(models) - 1, num_models).round().astype(int)]
-
-
-def normal_image_pool(data_root) -> list[tuple[str, int]]:
-    """(session, 1-based image number) of every normal image in the release's zips.
-
-    Sessions whose readme row lists only normal images, and whose zip is present.
-    """
-    present = set(available_image_sessions(data_root))
-    sessions = [
-        session.session_id
-        for session in SESSIONS.values()
-        if re.fullmatch(r"normal \([\d,]+\)", session.image_types) and session.session_id in present
-    ]
-    if not sessions:
-        raise FileNotFoundError(
-            "No image zip of an all-normal-image session is in the release "
-            "(data_V4_responses/images/images_<session>.zip for 190923, 201025, 210224, "
-            "210225 or 210621); CKA and signal correlation need normal images."
-        )
-    return [(session, number) for session in sessions
-            for number in range(1, SESSIONS[session].num_images_in_file + 1)]
-
-
-def load_normal_images(num_images, seed, data_root):
-    pool = normal_image_pool(data_root)
-    if num_images > len(pool):
-        raise ValueError(f"--num-images {num_images} exceeds the {len(pool)} normal images in the release.")
-    generator = np.random.default_rng(seed)
-    chosen = sorted(generator.choice(len(pool), size=num_images, replace=False))
-    picked = [pool[index] for index in chosen]
-    parts = []
-    for session in dict.fromkeys(session for session, _ in picked):
-        numbers = [number for name, number in picked if name == session]
-        parts.append(load_images(session, numbers, data_root=data_root))
-    return recenter_images(np.concatenate(parts)), picked
 
 
 def filters_per_layer(nums_filters) -> dict:
@@ -330,28 +298,23 @@ def run(arguments) -> dict:
     signal = signal_correlation(np.asarray(store.responses))
     table = comparison_rows(filters, kernels, cka, signal, len(models), len(images))
 
-    for figure, stem in (
+    outputs.save_figures((
         (figure_filters(nums_filters, filters["medians"]), "fig3a_filters_per_layer"),
         (figure_kernel_similarity(kernels), "fig3b_kernel_similarity"),
         (figure_cka(cka), "fig3c_cka"),
-        (figure_signal(signal), "signal_correlation"),
-    ):
-        outputs.save_figure(figure, output_dir / stem)
-        _pyplot().close(figure)
+        (figure_signal(signal, PUBLISHED_RHO2), "signal_correlation"),
+    ), output_dir)
     write_tables(output_dir, models, nums_filters, kernels, cka, signal, store)
     if not arguments.keep_cache:
         del store
         shutil.rmtree(output_dir / "gram_cache", ignore_errors=True)
     timings["total"] = time.perf_counter() - started
     summary = summarize(arguments, models, picked, filters, kernels, cka, signal, table, timings)
-    outputs.write_json(output_dir / "summary.json", summary)
     outputs.write_csv(output_dir / "comparison.csv", table)
-    print()
-    print(outputs.format_comparison_table(table))
-    print(f"\nwrote {output_dir}: fig3a_filters_per_layer, fig3b_kernel_similarity, fig3c_cka, "
-          "signal_correlation (.png/.pdf), summary.json, comparison.csv, per_model.csv, per_layer.csv, "
-          "kernel_similarity_runs.csv, matrices.npz")
-    print("time: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in timings.items()))
+    report_results(output_dir, summary, table,
+                   f"{output_dir}: fig3a_filters_per_layer, fig3b_kernel_similarity, fig3c_cka, "
+                   "signal_correlation (.png/.pdf), summary.json, comparison.csv, per_model.csv, per_layer.csv, "
+                   "kernel_similarity_runs.csv, matrices.npz", format_timings(timings))
     return summary
 
 
@@ -421,99 +384,8 @@ def summarize(arguments, models, picked, filters, kernels, cka, signal, table, t
     }
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as pyplot
-
-    return pyplot
-
-
-def _layer_labels():
-    return [f"{layer + 1}\n(layer{layer})" for layer in range(NUM_LAYERS)]
-
-
-def figure_filters(nums_filters, medians):
-    """Fig. 3a: filters per layer, one dot per model, medians as bars."""
-    figure, axis = _pyplot().subplots(figsize=(5, 3.6))
-    jitter = np.random.default_rng(0).uniform(-0.25, 0.25, nums_filters.shape)
-    for layer in range(NUM_LAYERS):
-        axis.scatter(layer + jitter[:, layer], nums_filters[:, layer], s=6, alpha=0.5, color="tab:blue")
-        axis.plot([layer - 0.35, layer + 0.35], [medians[layer]] * 2, color="black", linewidth=2)
-        axis.text(layer + 0.38, medians[layer], f"{medians[layer]:.0f}", va="center", fontsize=8)
-    axis.set_xticks(range(NUM_LAYERS), _layer_labels())
-    axis.set_xlabel("layer (paper numbering; code name)")
-    axis.set_ylabel("number of filters")
-    axis.set_title(f"Fig. 3a: {len(nums_filters)} compact models (bars: medians)\n"
-                   "paper: about 50 early, 5-10 deep", fontsize=9)
-    figure.tight_layout()
-    return figure
-
-
-def figure_kernel_similarity(kernels):
-    """Fig. 3b: kernel similarity per layer, mean +/- s.d. over random pairs, vs baseline."""
-    figure, axis = _pyplot().subplots(figsize=(5, 3.6))
-    layers = np.arange(NUM_LAYERS)
-    spread = kernels["all_pairs"]
-    parts = axis.violinplot(list(spread), positions=layers, showextrema=False, widths=0.7)
-    for body in parts["bodies"]:
-        body.set_alpha(0.25)
-    axis.errorbar(layers - 0.1, kernels["mean"], kernels["sd"], fmt="o", color="tab:blue",
-                  label=f"compact models ({len(kernels['sampled']['models'])} random pairs)")
-    axis.errorbar(layers + 0.1, kernels["baseline_mean"], kernels["baseline_sd"], fmt="s",
-                  color="gray", label="standard-normal kernels")
-    test = kernels["test"]
-    axis.set_title(f"Fig. 3b: kernel similarity (mean ± s.d.; violins: all pairs)\n"
-                   f"layers 2-3 vs 4-5: diff {test['difference']:+.3f}, p = {test['p_value']:.2g}",
-                   fontsize=9)
-    axis.set_xticks(layers, _layer_labels())
-    axis.set_xlabel("layer (paper numbering; code name)")
-    axis.set_ylabel("kernel similarity")
-    axis.set_ylim(0, 1.02)
-    axis.legend(fontsize=7, loc="lower left")
-    figure.tight_layout()
-    return figure
-
-
-def figure_cka(cka):
-    """Fig. 3c: CKA of the same layer between two models, all pairs."""
-    figure, axis = _pyplot().subplots(figsize=(5, 3.6))
-    layers = np.arange(NUM_LAYERS)
-    values = [row[np.isfinite(row)] for row in cka["values"]]
-    parts = axis.violinplot(values, positions=layers, showextrema=False, widths=0.7)
-    for body in parts["bodies"]:
-        body.set_alpha(0.3)
-    axis.errorbar(layers, cka["mean"], cka["sd"], fmt="o", color="black", label="mean ± s.d.")
-    test = cka["test"]
-    axis.set_title(f"Fig. 3c: linear CKA, {cka['num_pairs']} model pairs per layer\n"
-                   f"layers 1-2 vs 3-4: diff {test['difference']:+.3f}, p = {test['p_value']:.2g}",
-                   fontsize=9)
-    axis.set_xticks(layers, _layer_labels())
-    axis.set_xlabel("layer (paper numbering; code name)")
-    axis.set_ylabel("CKA")
-    axis.set_ylim(0, 1.02)
-    axis.legend(fontsize=7, loc="lower left")
-    figure.tight_layout()
-    return figure
-
-
-def figure_signal(signal):
-    """Histogram of squared signal correlations between compact models."""
-    figure, axis = _pyplot().subplots(figsize=(4.5, 3.2))
-    axis.hist(signal["squared"][np.isfinite(signal["squared"])], bins=50, color="tab:gray")
-    axis.axvline(signal["mean_r2"], color="black", label=f"mean {signal['mean_r2']:.3f}")
-    axis.axvline(PUBLISHED_RHO2, color="tab:red", linestyle="--", label=f"paper {PUBLISHED_RHO2}")
-    axis.set_xlabel("squared signal correlation between two models")
-    axis.set_ylabel("model pairs")
-    axis.legend(fontsize=8)
-    figure.tight_layout()
-    return figure
-
-
 def main(argv=None) -> dict:
-    arguments = parse_arguments(argv)
-    return exit_on_user_error(lambda: run(arguments))
+    return run_script(parse_arguments, run, argv)
 
 
 if __name__ == "__main__":

@@ -65,9 +65,17 @@ from classes.dot_analysis import (
     screen_responses,
     synthesize_maximizing_image,
 )
+from classes.dot_figures import (
+    figure_cumulative_ablation,
+    figure_dot_selective_models,
+    figure_dot_tuning,
+    figure_filter_invariance,
+    figure_maximizing_images,
+)
 from classes.dot_stimuli import BLACK, WHITE, blank_image, grid_centers, single_dot_images
+from classes.normal_images import load_normal_images
 from classes.preprocessing import uncenter_images
-from classes.script_support import exit_on_user_error, start_script
+from classes.script_support import format_timings, report_results, run_script, start_script
 
 SCRIPT_NAME = "script8_dot_detector"
 POLARITIES = {"black": BLACK, "white": WHITE}
@@ -149,8 +157,6 @@ def screen_stimuli(arguments):
 
 
 def screen(models, arguments, data_root):
-    from script7_filter_analysis import load_normal_images
-
     natural_recentred, picked = load_normal_images(arguments.num_natural, arguments.seed, data_root)
     natural = uncenter_images(natural_recentred)
     dots, labels = screen_stimuli(arguments)
@@ -251,21 +257,28 @@ def run(arguments) -> dict:
                                                 [row["filter"] for row in ranking], arguments.threshold)
     timings["ablations"] = time.perf_counter() - start
 
-    figures = make_figures(arguments, rows, order, models, natural, natural_responses, dots, labels,
-                           chosen_index, synthesized, synthesized_response, top_natural, location, peak,
-                           rf_mask, probe, intact, ablations, cumulative)
-    for figure, stem in figures:
-        outputs.save_figure(figure, output_dir / stem)
-        _pyplot().close(figure)
+    figures = [
+        (figure_dot_selective_models(rows, order, models, natural, natural_responses, dots, labels),
+         "ext_fig6_dot_selective_models"),
+        (figure_maximizing_images(natural, natural_responses[chosen_index], top_natural, synthesized,
+                                  synthesized_response, str(identifier)), "fig4a_maximizing_images"),
+        (figure_dot_tuning(location, peak, rf_mask, probe, intact, arguments.grid, chosen_row["best_radius"],
+                           str(identifier)), "fig4b_dot_tuning"),
+        (figure_filter_invariance(ablations), "fig4c_ext5c_filter_invariance"),
+        (figure_cumulative_ablation(cumulative, probe, intact, arguments.threshold),
+         "fig4de_cumulative_ablation"),
+    ]
+    outputs.save_figures(figures, output_dir)
     num_filters_in_layer = [num_filters(model, layer) for layer in range(NUM_LAYERS)]
     table = comparison_rows(rows, chosen_row, intact, probe, cumulative, arguments.threshold, num_filters_in_layer)
-    write_results(output_dir, rows, ablations, identifier, chosen_row, intact, probe, location, peak,
-                  cumulative, synthesized_response, table, arguments, timings, started)
-    print()
-    print(outputs.format_comparison_table(table))
-    print(f"\nwrote {output_dir}: " + ", ".join(stem for _, stem in figures)
-          + " (.png/.pdf), summary.json, comparison.csv, screen.csv, ablation.csv")
-    print("time: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in timings.items()))
+    write_tables(output_dir, rows, ablations, table)
+    timings["total"] = time.perf_counter() - started
+    summary = summarize(rows, identifier, chosen_row, intact, probe, location, peak, cumulative,
+                        synthesized_response, table, arguments, timings)
+    report_results(output_dir, summary, table,
+                   f"{output_dir}: " + ", ".join(stem for _, stem in figures)
+                   + " (.png/.pdf), summary.json, comparison.csv, screen.csv, ablation.csv",
+                   format_timings(timings))
     return {"comparison": table, "model": str(identifier), "timings_seconds": timings}
 
 
@@ -307,16 +320,20 @@ def comparison_rows(rows, chosen_row, intact, probe, cumulative, threshold, num_
     return table
 
 
-def write_results(output_dir, rows, ablations, identifier, chosen_row, intact, probe, location, peak,
-                  cumulative, synthesized_response, table, arguments, timings, started) -> None:
+def write_tables(output_dir, rows, ablations, table) -> None:
+    """Writes ``screen.csv``, ``ablation.csv`` (array columns left out) and ``comparison.csv``."""
     outputs.write_csv(output_dir / "screen.csv", rows)
     outputs.write_csv(output_dir / "ablation.csv", [
         {key: value for key, value in row.items() if not isinstance(value, np.ndarray)}
         for row in ablations
     ])
     outputs.write_csv(output_dir / "comparison.csv", table)
-    timings["total"] = time.perf_counter() - started
-    outputs.write_json(output_dir / "summary.json", {
+
+
+def summarize(rows, identifier, chosen_row, intact, probe, location, peak, cumulative, synthesized_response,
+              table, arguments, timings) -> dict:
+    """What ``summary.json`` holds: the table, definitions, the chosen model's tunings and ablations."""
+    return {
         "comparison": table,
         "layer_numbering": "paper layer = code layer + 1 (paper 1-5 = layer0..layer4)",
         "definitions": {
@@ -347,125 +364,11 @@ def write_results(output_dir, rows, ablations, identifier, chosen_row, intact, p
         },
         "settings": {key: value for key, value in vars(arguments).items() if key not in ("data_root", "out")},
         "timings_seconds": timings,
-    })
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as pyplot
-
-    return pyplot
-
-
-def make_figures(arguments, rows, order, models, natural, natural_responses, dots, labels, chosen_index,
-                 synthesized, synthesized_response, top_natural, location, peak, rf_mask, probe, intact,
-                 ablations, cumulative):
-    pyplot = _pyplot()
-    figures = []
-    # Ext. Data Fig. 6-like: the most dot-selective models, best dot and best natural image.
-    top = [int(index) for index in order[:6]]
-    figure, axes = pyplot.subplots(2, len(top), figsize=(2 * len(top), 4.4), squeeze=False)
-    for column, index in enumerate(top):
-        row = rows[index]
-        best = [i for i, label in enumerate(labels) if label[0] == row["best_polarity"]
-                and label[1] == row["best_radius"] and label[2] == (row["best_row"], row["best_column"])][0]
-        axes[0, column].imshow(dots[best])
-        axes[0, column].set_title(f"{models[index]}\nselectivity {row['dot_selectivity']:.2f}", fontsize=7)
-        axes[1, column].imshow(natural[int(np.argmax(natural_responses[index]))])
-        axes[1, column].set_title("top natural image", fontsize=7)
-    for axis in axes.flat:
-        axis.axis("off")
-    figure.suptitle("most dot-selective compact models: best dot (top) and best natural image (bottom)", fontsize=9)
-    figures.append((figure, "ext_fig6_dot_selective_models"))
-
-    # Fig. 4a: maximizing images of the chosen model.
-    figure, axes = pyplot.subplots(1, 5, figsize=(10, 2.4))
-    for axis, index in zip(axes[:4], top_natural, strict=True):
-        axis.imshow(natural[index])
-        axis.set_title(f"natural {natural_responses[chosen_index][index]:.2f}", fontsize=8)
-    axes[4].imshow(synthesized)
-    axes[4].set_title(f"synthesized {synthesized_response:.2f}", fontsize=8)
-    for axis in axes:
-        axis.axis("off")
-    figure.suptitle(f"Fig. 4a: maximizing images of {models[chosen_index]}", fontsize=9)
-    figures.append((figure, "fig4a_maximizing_images"))
-
-    # Fig. 4b: tuning to location, size, number.
-    figure, axes = pyplot.subplots(1, 3, figsize=(12, 3.6))
-    shown = axes[0].imshow(location, cmap="viridis")
-    axes[0].contour(rf_mask, levels=[0.5], colors="white", linewidths=0.8)
-    axes[0].plot(peak[1], peak[0], "r+")
-    figure.colorbar(shown, ax=axes[0], fraction=0.046)
-    axes[0].set_title(f"location ({arguments.grid}x{arguments.grid} grid, radius {rows[chosen_index]['best_radius']:g} px)",
-                      fontsize=8)
-    axes[1].plot(probe.radii, intact["size_tuning"], "o-")
-    axes[1].axhline(intact["baseline"], color="gray", linestyle="--", label="blank")
-    axes[1].set_xlabel("dot radius (pixels)")
-    axes[1].set_title("size (3x3 locations around the peak)", fontsize=8)
-    axes[2].plot(probe.numbers, intact["number_tuning"], "o-")
-    axes[2].axhline(intact["baseline"], color="gray", linestyle="--")
-    axes[2].set_xlabel("number of dots")
-    axes[2].set_title(f"number (radius {rows[chosen_index]['best_radius']:g} px, inside the outlined field)",
-                      fontsize=8)
-    for axis in axes[1:]:
-        axis.set_ylabel("model response")
-    axes[1].legend(fontsize=7)
-    figure.suptitle(f"Fig. 4b: dot tuning of {models[chosen_index]}", fontsize=9)
-    figure.tight_layout()
-    figures.append((figure, "fig4b_dot_tuning"))
-
-    # Fig. 4c and Ext. Data Fig. 5c: per-filter invariance indices.
-    figure, axes = pyplot.subplots(3, 1, figsize=(10, 7), sharex=True)
-    positions = np.arange(len(ablations))
-    layer_of = np.array([row["layer"] for row in ablations])
-    colors = pyplot.get_cmap("tab10")(layer_of)
-    for axis, key, name in ((axes[0], "size_invariance", "dot-size\ninvariance index"),
-                            (axes[1], "number_invariance", "dot-number\ninvariance index"),
-                            (axes[2], "retained_drive", "mean drive left\n(ablated / intact)")):
-        axis.bar(positions, [np.nan_to_num(row[key]) for row in ablations], color=colors, width=1.0)
-        axis.axhline(1.0, color="gray", linestyle="--", linewidth=0.8)
-        axis.axhline(0.0, color="black", linewidth=0.6)
-        axis.set_ylabel(name, fontsize=8)
-    for layer in sorted(set(layer_of)):
-        axes[2].text(positions[layer_of == layer].mean(), -0.08, f"L{layer + 1}", ha="center", va="top",
-                     fontsize=7, transform=axes[2].get_xaxis_transform())
-    axes[2].set_xticks([])
-    axes[0].set_title("Fig. 4c (dot size) and Ext. Data Fig. 5c (dot number): each filter ablated alone; "
-                      "1 = response independent of size/number\nfilters by layer, paper numbering "
-                      "L1-L5 = layer0-layer4", fontsize=9)
-    figures.append((figure, "fig4c_ext5c_filter_invariance"))
-
-    # Fig. 4d-e: cumulative ablation.
-    figure, axes = pyplot.subplots(1, 2, figsize=(10, 3.6))
-    for number, (layer, steps) in enumerate(cumulative.items()):
-        color = f"C{number}"
-        axes[0].plot(range(len(steps)), [step["size_invariance"] for step in steps], "o-", color=color,
-                     label=f"invariance index, paper layer {layer + 1} (layer{layer})")
-        axes[0].plot(range(len(steps)), [step["retained_drive"] for step in steps], ":", color=color,
-                     label=f"mean drive left, paper layer {layer + 1}")
-        for step in steps[1:]:
-            axes[1].plot(probe.radii, step["size_tuning"], "-", color=color, alpha=0.35 + 0.65 * (step is steps[-1]),
-                         label=f"paper layer {layer + 1}: {len(step['ablated'])} ablated"
-                         if step is steps[-1] or step is steps[1] else None)
-    axes[0].axhline(arguments.threshold, color="gray", linestyle="--", linewidth=0.8)
-    axes[0].set_xlabel("filters ablated (cumulative)")
-    axes[0].set_ylabel("dot-size invariance index")
-    axes[0].legend(fontsize=7)
-    axes[1].plot(probe.radii, intact["size_tuning"], "k--", label="intact")
-    axes[1].set_xlabel("dot radius (pixels)")
-    axes[1].set_ylabel("model response")
-    axes[1].legend(fontsize=7)
-    figure.suptitle("Fig. 4d-e: cumulative ablation until dot-size invariance reaches 1", fontsize=9)
-    figure.tight_layout()
-    figures.append((figure, "fig4de_cumulative_ablation"))
-    return figures
+    }
 
 
 def main(argv=None) -> dict:
-    arguments = parse_arguments(argv)
-    return exit_on_user_error(lambda: run(arguments))
+    return run_script(parse_arguments, run, argv)
 
 
 if __name__ == "__main__":

@@ -31,16 +31,15 @@ from pathlib import Path
 import numpy as np
 
 from classes import metrics
-from classes.ensemble_model import (
+from classes.ensemble_architecture import (
     MemberConfig,
     build_member,
-    member_embeddings,
-    member_file_name,
     member_seed,
     readout_variables,
     reset_readout,
-    save_member,
 )
+from classes.ensemble_embeddings import member_embeddings
+from classes.ensemble_files import member_file_name, save_member
 from classes.outputs import write_json
 from classes.quiet_tensorflow import keras, tf
 from classes.ridge_mapping import cross_validated_noise_corrected_r2

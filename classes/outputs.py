@@ -200,3 +200,45 @@ def argparse_true_default():
     import argparse
 
     return argparse.BooleanOptionalAction
+
+
+def write_npy(target, array) -> Path:
+    """Writes one array as ``.npy`` atomically."""
+
+    def writer(path):
+        with open(path, "wb") as stream:
+            np.save(stream, np.asarray(array))
+
+    return write_atomically(target, writer)
+
+
+def pyplot():
+    """``matplotlib.pyplot`` on the Agg backend.
+
+    Imported on first use, so that scripts that draw no figure do not load
+    matplotlib, and on Agg, so that figures are drawn without a display.
+
+    Returns:
+        The ``matplotlib.pyplot`` module.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as pyplot_module
+
+    return pyplot_module
+
+
+def save_figures(figures, output_dir) -> None:
+    """Saves figures as ``<stem>.png`` and ``<stem>.pdf`` and closes them.
+
+    Closing frees each figure's memory once it is written; a script draws
+    several large figures in a row.
+
+    Args:
+        figures: iterable of ``(figure, stem)`` pairs.
+        output_dir: the folder the files go to.
+    """
+    for figure, stem in figures:
+        save_figure(figure, Path(output_dir) / stem)
+        pyplot().close(figure)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from classes.distillation import DistillationConfig, load_teacher_model, predict
 from classes.image_pool import build_image_pool, split_pool
 from classes.images import load_images
 from classes.preprocessing import recenter_images
+from classes.script_support import exit_on_user_error, start_script
 from classes.sessions import TEST_SESSIONS, held_out_indices
 
 SCRIPT_NAME = "distill_and_prune"
@@ -46,8 +48,22 @@ TRAINING_PRESETS = {
 }
 
 
-def make_parser(description: str, training_stage: str | None = None) -> argparse.ArgumentParser:
-    """The arguments every stage takes (and the training ones for distill/retrain)."""
+def make_parser(description: str, training_stage: str | None = None, restart_help: str | None = None,
+                source_help: str | None = None) -> argparse.ArgumentParser:
+    """The arguments every stage takes, and those only some stages take.
+
+    Args:
+        description: the stage's one-line description.
+        training_stage: ``"distill"`` or ``"retrain"`` to add the training
+            budget (including ``--restart``); None for no training.
+        restart_help: help of a ``--restart`` flag for a stage that does not
+            train (prune); None for none.
+        source_help: help of ``--source student|teacher`` (the stages that
+            can work on the teacher's own network); None for none.
+
+    Returns:
+        The parser.
+    """
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--session", default="190923", help=f"test session ({', '.join(TEST_SESSIONS)})")
     parser.add_argument("--neuron", default="0",
@@ -82,7 +98,33 @@ def make_parser(description: str, training_stage: str | None = None) -> argparse
                               help="discard this stage's earlier checkpoints for the chosen neurons")
     parser.add_argument("--batch-size", type=int, default=64, help="images per step / forward pass")
     outputs.add_common_arguments(parser)
+    if restart_help is not None:
+        parser.add_argument("--restart", action="store_true", help=restart_help)
+    if source_help is not None:
+        parser.add_argument("--source", choices=("student", "teacher"), default="student", help=source_help)
     return parser
+
+
+StageRun = Callable[[argparse.Namespace, Path, Path], list]
+
+
+def run_stage(run: StageRun, description: str, argv=None, **parser_options) -> list:
+    """Parses a stage's arguments, prepares data and ``--out``, runs the stage.
+
+    Args:
+        run: ``run(arguments, data_root, output_dir)``, the stage's work.
+        description: the stage's one-line description (its ``--help``).
+        argv: command-line arguments; None reads ``sys.argv``.
+        **parser_options: ``training_stage``, ``restart_help`` and
+            ``source_help`` of :func:`make_parser`.
+
+    Returns:
+        What ``run`` returns. A ValueError or a missing file exits with a
+        one-line message instead.
+    """
+    arguments = make_parser(description, **parser_options).parse_args(argv)
+    data_root, output_dir = start_script(arguments, SCRIPT_NAME)
+    return exit_on_user_error(lambda: run(arguments, data_root, output_dir))
 
 
 def chosen_models(arguments) -> list[ModelId]:

@@ -26,57 +26,34 @@ paper's student is the 100-filter model that pruning starts from).
 
 from __future__ import annotations
 
-import time
-
 from classes.compact_model import build_compact_model
-from classes.distillation import distill, teacher_output_index
 from classes.quiet_tensorflow import keras
-from classes.script_support import exit_on_user_error, start_script
-from code_distill_and_prune.common import (
-    SCRIPT_NAME,
-    TeacherCache,
-    build_pools,
-    chosen_models,
-    make_parser,
-    neuron_folder,
-    remove_stage_folder,
-    resolve_settings,
-    training_config,
-)
+from code_distill_and_prune.common import neuron_folder, remove_stage_folder, run_stage
+from code_distill_and_prune.training_stage import prepare_training_stage, train_neuron
 
 
 def run(arguments, data_root, output_dir) -> list[dict]:
-    models = chosen_models(arguments)
-    settings = resolve_settings(arguments, output_dir)
-    config = training_config(arguments, settings, "distill")
-    training_pool, _ = build_pools(settings, data_root)
-    print(f"pool: {len(training_pool)} training entries; {config}")
-    cache = TeacherCache(output_dir, data_root, arguments.batch_size)
+    """Distils a student for each chosen neuron.
+
+    Returns:
+        One :func:`~code_distill_and_prune.training_stage.train_neuron` summary per neuron.
+    """
+    stage = prepare_training_stage(arguments, data_root, output_dir, "distill")
+    print(f"pool: {len(stage.training_pool)} training entries; {stage.config}")
     summaries = []
-    for identifier in models:
+    for identifier in stage.models:
         folder = neuron_folder(output_dir, identifier) / "distill"
         if arguments.restart:
             remove_stage_folder(folder)
-        keras.utils.set_random_seed(settings["seed"])
-        student = build_compact_model([settings["num_filters"]] * 5, name=identifier.stem + "_student")
-        start = time.perf_counter()
-        _, state = distill(
-            student, training_pool,
-            cache.block_targets(training_pool, config, teacher_output_index(identifier.session_id, identifier.neuron)),
-            config, folder, final_name="student.keras",
-            stop_after_chunks=arguments.stop_after_chunks, description=f"distill {identifier}",
-        )
-        status = "finished" if state["finished"] else f"stopped after chunk {state['chunks_done']}"
-        print(f"{identifier}: {status} ({state['chunks_done']}/{state['num_chunks']} chunks, "
-              f"{state['images_seen']} images, {time.perf_counter() - start:.0f} s this call)")
-        summaries.append({"model": str(identifier), **{key: state[key] for key in ("finished", "chunks_done", "images_seen")}})
+        keras.utils.set_random_seed(stage.settings["seed"])
+        student = build_compact_model([stage.settings["num_filters"]] * 5, name=identifier.stem + "_student")
+        summaries.append(train_neuron(student, identifier, stage, folder, "student.keras", arguments,
+                                      verb="distill"))
     return summaries
 
 
 def main(argv=None):
-    arguments = make_parser(__doc__.split("\n")[0], training_stage="distill").parse_args(argv)
-    data_root, output_dir = start_script(arguments, SCRIPT_NAME)
-    return exit_on_user_error(lambda: run(arguments, data_root, output_dir))
+    return run_stage(run, __doc__.split("\n")[0], argv, training_stage="distill")
 
 
 if __name__ == "__main__":

@@ -46,17 +46,15 @@ from classes.performance import POISSON_LABEL, score_session
 from classes.preprocessing import recenter_images
 from classes.pruning import squared_correlation
 from classes.quiet_tensorflow import keras
-from classes.script_support import exit_on_user_error, start_script
 from classes.sessions import get_session
 from code_distill_and_prune.common import (
-    SCRIPT_NAME,
     TeacherCache,
     build_pools,
     chosen_models,
     held_out_image_numbers,
-    make_parser,
     neuron_folder,
     resolve_settings,
+    run_stage,
 )
 
 STAGES = (
@@ -231,9 +229,7 @@ def _format(value) -> str:
 
 
 def main(argv=None):
-    arguments = make_parser(__doc__.split("\n")[0]).parse_args(argv)
-    data_root, output_dir = start_script(arguments, SCRIPT_NAME)
-    return exit_on_user_error(lambda: run(arguments, data_root, output_dir))
+    return run_stage(run, __doc__.split("\n")[0], argv)
 
 
 if __name__ == "__main__":

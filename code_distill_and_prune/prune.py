@@ -50,16 +50,14 @@ from classes.distillation import (
     teacher_output_index,
 )
 from classes.pruning import prune_compact_model
-from classes.script_support import exit_on_user_error, start_script
 from code_distill_and_prune.common import (
-    SCRIPT_NAME,
     TeacherCache,
     build_pools,
     chosen_models,
-    make_parser,
     neuron_folder,
     remove_stage_folder,
     resolve_settings,
+    run_stage,
 )
 
 
@@ -123,14 +121,9 @@ def _layer_record(details: dict) -> dict:
 
 
 def main(argv=None):
-    parser = make_parser(__doc__.split("\n")[0])
-    parser.add_argument("--restart", action="store_true", help="prune again even when done")
-    parser.add_argument("--source", choices=("student", "teacher"), default="student",
-                        help="prune the distilled student (default) or the teacher's own network "
-                        "for the neuron (written to prune_teacher/)")
-    arguments = parser.parse_args(argv)
-    data_root, output_dir = start_script(arguments, SCRIPT_NAME)
-    return exit_on_user_error(lambda: run(arguments, data_root, output_dir))
+    return run_stage(run, __doc__.split("\n")[0], argv, restart_help="prune again even when done",
+                     source_help="prune the distilled student (default) or the teacher's own network "
+                     "for the neuron (written to prune_teacher/)")
 
 
 if __name__ == "__main__":

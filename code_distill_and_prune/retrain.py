@@ -22,32 +22,23 @@ hours; the pruned network is several times cheaper per image than the
 
 from __future__ import annotations
 
-import time
-
-from classes.distillation import distill, teacher_output_index
 from classes.quiet_tensorflow import keras
-from classes.script_support import exit_on_user_error, start_script
-from code_distill_and_prune.common import (
-    SCRIPT_NAME,
-    TeacherCache,
-    build_pools,
-    chosen_models,
-    make_parser,
-    neuron_folder,
-    remove_stage_folder,
-    resolve_settings,
-    training_config,
-)
+from code_distill_and_prune.common import neuron_folder, remove_stage_folder, run_stage
+from code_distill_and_prune.training_stage import prepare_training_stage, train_neuron
 
 
 def run(arguments, data_root, output_dir) -> list[dict]:
-    models = chosen_models(arguments)
-    settings = resolve_settings(arguments, output_dir)
-    config = training_config(arguments, settings, "retrain")
-    training_pool, _ = build_pools(settings, data_root)
-    cache = TeacherCache(output_dir, data_root, arguments.batch_size)
+    """Retrains the pruned model of each chosen neuron.
+
+    Returns:
+        One :func:`~code_distill_and_prune.training_stage.train_neuron` summary per neuron.
+
+    Raises:
+        FileNotFoundError: a neuron has no pruned model yet.
+    """
+    stage = prepare_training_stage(arguments, data_root, output_dir, "retrain")
     summaries = []
-    for identifier in models:
+    for identifier in stage.models:
         folder = neuron_folder(output_dir, identifier)
         suffix = "" if arguments.source == "student" else "_teacher"
         pruned_path = folder / f"prune{suffix}" / "pruned.keras"
@@ -60,27 +51,14 @@ def run(arguments, data_root, output_dir) -> list[dict]:
         if arguments.restart:
             remove_stage_folder(retrain_folder)
         pruned = keras.models.load_model(pruned_path, compile=False)
-        start = time.perf_counter()
-        _, state = distill(
-            pruned, training_pool,
-            cache.block_targets(training_pool, config, teacher_output_index(identifier.session_id, identifier.neuron)),
-            config, retrain_folder, final_name="retrained.keras",
-            stop_after_chunks=arguments.stop_after_chunks, description=f"retrain {identifier}",
-        )
-        status = "finished" if state["finished"] else f"stopped after chunk {state['chunks_done']}"
-        print(f"{identifier}: retraining {status} ({state['chunks_done']}/{state['num_chunks']} chunks, "
-              f"{state['images_seen']} images, {time.perf_counter() - start:.0f} s this call)")
-        summaries.append({"model": str(identifier), **{key: state[key] for key in ("finished", "chunks_done", "images_seen")}})
+        summaries.append(train_neuron(pruned, identifier, stage, retrain_folder, "retrained.keras", arguments,
+                                      verb="retrain", status_prefix="retraining "))
     return summaries
 
 
 def main(argv=None):
-    parser = make_parser(__doc__.split("\n")[0], training_stage="retrain")
-    parser.add_argument("--source", choices=("student", "teacher"), default="student",
-                        help="retrain the pruned student (default) or the pruned teacher network")
-    arguments = parser.parse_args(argv)
-    data_root, output_dir = start_script(arguments, SCRIPT_NAME)
-    return exit_on_user_error(lambda: run(arguments, data_root, output_dir))
+    return run_stage(run, __doc__.split("\n")[0], argv, training_stage="retrain",
+                     source_help="retrain the pruned student (default) or the pruned teacher network")
 
 
 if __name__ == "__main__":

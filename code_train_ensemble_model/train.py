@@ -37,7 +37,13 @@ from pathlib import Path
 import numpy as np
 
 from classes.data_root import resolve_data_root
-from classes.ensemble_model import FULL_CONFIG, NUM_MEMBERS, SEED_BASE, TINY_CONFIG, MemberConfig
+from classes.ensemble_architecture import (
+    FULL_CONFIG,
+    NUM_MEMBERS,
+    SEED_BASE,
+    TINY_CONFIG,
+    MemberConfig,
+)
 from classes.ensemble_training import (
     STRATEGIES,
     SessionData,

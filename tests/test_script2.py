@@ -8,7 +8,9 @@ import pytest
 
 import script2_taskdriven_vs_ensemble as script2
 from classes import metrics
-from classes.ensemble_model import TINY_CONFIG, build_member, member_embeddings, save_member
+from classes.ensemble_architecture import TINY_CONFIG, build_member
+from classes.ensemble_embeddings import member_embeddings
+from classes.ensemble_files import save_member
 from classes.images import load_images
 from classes.responses import load_repeat_averaged
 from classes.ridge_mapping import RidgeMapping

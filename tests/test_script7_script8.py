@@ -185,3 +185,21 @@ def test_scripts_reject_bad_input(tmp_path):
         script8_dot_detector.main(["--radii", "1,x", "--out", str(tmp_path)])
     with pytest.raises(SystemExit, match="session/neuron"):
         script8_dot_detector.main(["--quick", "--num-models", "2", "--model", "190923/999", "--out", str(tmp_path)])
+
+
+def test_normal_images_come_from_all_normal_sessions(data_root):
+    from classes.images import load_images
+    from classes.normal_images import load_normal_images, normal_image_pool
+    from classes.preprocessing import recenter_images
+
+    pool = normal_image_pool(data_root)
+    assert len(pool) == 5600
+    assert list(dict.fromkeys(session for session, _ in pool)) == [
+        "190923", "201025", "210224", "210225", "210621"]
+    images, picked = load_normal_images(3, 0, data_root)
+    assert images.shape == (3, 112, 112, 3) and len(picked) == 3
+    assert picked == sorted(picked, key=pool.index)
+    session, number = picked[0]
+    np.testing.assert_array_equal(images[0], recenter_images(load_images(session, [number], data_root=data_root))[0])
+    with pytest.raises(ValueError, match="exceeds the 5600 normal images"):
+        load_normal_images(5601, 0, data_root)
