@@ -26,8 +26,8 @@ done while the process actually ran.
 
 Commands::
 
-    python benchmarks/bench_predict.py --quick   # 12 models x 128 images, ~1-2 min
-    python benchmarks/bench_predict.py           # 177 models x 600 images, ~15 min quiet
+    python benchmarks/bench_predict.py --quick   # 12 models x 128 images, ~30 s
+    python benchmarks/bench_predict.py           # 177 models x 600 images, ~10 min quiet
 
 Expected run time on the 2-core CPU: see benchmarks/README.md.
 """

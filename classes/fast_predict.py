@@ -29,8 +29,8 @@ depthwise convolution was two orders of magnitude slower than TensorFlow's.
 The depthwise convolutions remain the least efficient part: ~15% of the
 matmul rate, ~30% of the time for ~8% of the FLOPs.
 
-Outputs equal the Keras models' within float32 rounding (maximum deviation
-about 1e-6 of the response s.d. on the released models).
+Outputs equal the Keras models' within float32 rounding (deviation
+at most 1.5e-5 of the response s.d. over the 177 scorable released models).
 """
 
 from __future__ import annotations
