@@ -63,6 +63,8 @@ def test_summaries_and_status_against_published():
     assert summarize([np.nan])["n"] == 0
     assert status_against(137.3, 100.0) == "approximate"
     assert status_against(137.3, 20.0) == "differs"
+    assert status_against(137.3, 252.1) == "differs"
+    assert status_against(-46.1, -44.3) == "approximate"
     assert status_against(-33.2, 10.0) == "differs"
     assert status_against(83.6, np.nan) == "not computable"
 
