@@ -36,17 +36,18 @@ import time
 import numpy as np
 
 from classes import outputs
-from classes.compact_model import ModelId, load_nums_filters, model_id
+from classes.compact_model import load_nums_filters
 from classes.compact_model_tools import count_convolutional_filters
 from classes.ensemble_predictions import load_ensemble_predictions
 from classes.images import available_image_sessions, load_images
+from classes.model_choice import choose_test_models
 from classes.model_size import compact_parameter_count, ensemble_parameter_count
 from classes.performance import POISSON_LABEL, poisson_approximation_check, score_session
 from classes.predict_many import predict_many_models
 from classes.preprocessing import recenter_images
 from classes.responses import available_response_sessions
 from classes.script_support import format_timings, report_results, run_script, start_script
-from classes.sessions import TEST_SESSIONS, get_session, held_out_indices
+from classes.sessions import TEST_SESSIONS, held_out_indices
 
 SCRIPT_NAME = "script4_compact_perf"
 POISSON_CHECK_SESSIONS = ("201016", "210325")
@@ -80,27 +81,6 @@ def parse_arguments(argv=None):
     if arguments.batch_size is not None and arguments.batch_size < 1:
         parser.error(f"--batch-size must be positive, got {arguments.batch_size}")
     return arguments
-
-
-def choose_models(sessions_text: str, neurons_text: str) -> list[ModelId]:
-    """Model ids for the chosen sessions and neuron indices (ValueError if invalid)."""
-    sessions = [text.strip() for text in sessions_text.split(",") if text.strip()]
-    for session in sessions:
-        if get_session(session).session_id not in TEST_SESSIONS:
-            raise ValueError(f"--sessions: {session} is not a test session; choose from {', '.join(TEST_SESSIONS)}.")
-    chosen = []
-    for session in sessions:
-        if neurons_text.strip() == "all":
-            neurons = range(get_session(session).num_neurons)
-        else:
-            try:
-                neurons = [int(text) for text in neurons_text.split(",") if text.strip()]
-            except ValueError:
-                raise ValueError(f"--neurons must be comma-separated integers or 'all'; got {neurons_text!r}.") from None
-        chosen.extend(model_id(session, neuron) for neuron in neurons)
-    if not chosen:
-        raise ValueError("No models chosen; check --sessions and --neurons.")
-    return chosen
 
 
 def evaluate_sessions(models, arguments, data_root, timings):
@@ -247,7 +227,7 @@ def format_poisson_checks(checks) -> str:
 def run(arguments) -> dict:
     started = time.perf_counter()
     data_root, output_dir = start_script(arguments, SCRIPT_NAME)
-    models = choose_models(arguments.sessions, arguments.neurons)
+    models = choose_test_models(arguments.sessions, arguments.neurons)
     timings = {"load images": 0.0, "load weights": 0.0, "predict": 0.0}
     nums_filters = np.array([load_nums_filters(identifier, data_root) for identifier in models])
     ensemble = ensemble_parameter_count(data_root)

@@ -51,13 +51,14 @@ import numpy as np
 from tqdm import tqdm
 
 from classes import outputs
-from classes.compact_model import ModelId, all_model_ids, model_id
+from classes.compact_model import all_model_ids
 from classes.images import available_image_sessions, load_images
+from classes.model_choice import choose_from, choose_test_models
 from classes.performance import POISSON_LABEL, score_session
 from classes.predict_many import predict_many_models
 from classes.preprocessing import recenter_images
 from classes.script_support import exit_on_user_error, start_script
-from classes.sessions import TEST_SESSIONS, get_session, held_out_indices
+from classes.sessions import TEST_SESSIONS, held_out_indices
 from classes.shared_compact_model import (
     NUMS_SHARED_FILTERS,
     TEACHERS,
@@ -99,43 +100,6 @@ def parse_arguments(argv=None):
     return arguments
 
 
-def _choose(text: str, allowed, name: str, convert=str) -> list:
-    if text.strip() == "all":
-        return list(allowed)
-    chosen = []
-    for item in text.split(","):
-        if not item.strip():
-            continue
-        try:
-            value = convert(item.strip())
-        except ValueError:
-            raise ValueError(f"--{name}: {item!r} is not valid; choose from {', '.join(map(str, allowed))}.") from None
-        if value not in allowed:
-            raise ValueError(f"--{name}: {item!r} is not one of {', '.join(map(str, allowed))}.")
-        chosen.append(value)
-    if not chosen:
-        raise ValueError(f"--{name} chose nothing.")
-    return list(dict.fromkeys(chosen))
-
-
-def choose_models(sessions_text: str, neurons_text: str) -> list[ModelId]:
-    """Compact-model ids, in the shared models' output order (ValueError if invalid)."""
-    sessions = _choose(sessions_text, TEST_SESSIONS, "sessions")
-    chosen = []
-    for session in TEST_SESSIONS:
-        if session not in sessions:
-            continue
-        if neurons_text.strip() == "all":
-            neurons = range(get_session(session).num_neurons)
-        else:
-            try:
-                neurons = [int(text) for text in neurons_text.split(",") if text.strip()]
-            except ValueError:
-                raise ValueError(f"--neurons must be comma-separated integers or 'all'; got {neurons_text!r}.") from None
-        chosen.extend(model_id(session, neuron) for neuron in neurons)
-    return chosen
-
-
 def load_session_images(sessions, data_root, order_count):
     """Held-out images per session and the order-check image set."""
     held_out, order_parts = {}, []
@@ -162,9 +126,9 @@ def score_rows(predictions_by_session, models, data_root, label: dict) -> list[d
 def run(arguments) -> dict:
     started = time.perf_counter()
     data_root, output_dir = start_script(arguments, SCRIPT_NAME)
-    teachers = _choose(arguments.teachers, TEACHERS, "teachers")
-    filters = _choose(arguments.filters, NUMS_SHARED_FILTERS, "filters", int)
-    models = choose_models(arguments.sessions, arguments.neurons)
+    teachers = choose_from(arguments.teachers, TEACHERS, "teachers")
+    filters = choose_from(arguments.filters, NUMS_SHARED_FILTERS, "filters", int)
+    models = choose_test_models(arguments.sessions, arguments.neurons, release_order=True)
     path = arguments.path
     timings = {"load images": 0.0, "shared models": 0.0, "load weights": 0.0, "predict": 0.0}
     notes = []
