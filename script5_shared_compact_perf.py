@@ -57,7 +57,7 @@ from classes.model_choice import choose_from, choose_test_models
 from classes.performance import POISSON_LABEL, score_session
 from classes.predict_many import predict_many_models
 from classes.preprocessing import recenter_images
-from classes.script_support import exit_on_user_error, start_script
+from classes.script_support import format_timings, report_results, run_script, start_script
 from classes.sessions import TEST_SESSIONS, held_out_indices
 from classes.shared_compact_model import (
     NUMS_SHARED_FILTERS,
@@ -206,23 +206,15 @@ def run(arguments) -> dict:
     summary = {"comparison": table, "summary": summary_rows, "notes": notes, "compact_prediction_path": path,
                "scored_sessions": scored_sessions, "noise_corrected_r2_label": POISSON_LABEL,
                "order_images": int(len(order_images)), "timings_seconds": timings}
-    outputs.write_json(output_dir / "summary.json", summary)
-
-    print()
-    print(format_summary_table(summary_rows))
-    print()
-    print(outputs.format_comparison_table(table))
-    for note in notes:
-        print(f"note: {note}")
-    print(f"\nwrote {output_dir}/per_neuron.csv, summary.csv, order_check.csv, summary.json, "
-          "fig3de_shared_compact_performance.(png|pdf)")
-    print("time: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in timings.items()))
+    report_results(output_dir, summary, table,
+                   f"{output_dir}/per_neuron.csv, summary.csv, order_check.csv, summary.json, "
+                   "fig3de_shared_compact_performance.(png|pdf)",
+                   format_timings(timings), notes, extra_text=format_summary_table(summary_rows))
     return summary
 
 
 def main(argv=None) -> dict:
-    arguments = parse_arguments(argv)
-    return exit_on_user_error(lambda: run(arguments))
+    return run_script(parse_arguments, run, argv)
 
 
 if __name__ == "__main__":

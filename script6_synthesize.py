@@ -89,7 +89,7 @@ from classes.percent_changes import (
     summarize,
 )
 from classes.response_calibration import calibrate_models, pool_responses
-from classes.script_support import exit_on_user_error, start_script
+from classes.script_support import format_timings, run_script, start_script
 from classes.synthesis import DEFAULT_NUM_STEPS, synthesize_images
 from classes.synthesis_figures import (
     close,
@@ -446,13 +446,12 @@ def run(arguments) -> dict:
     for note in record.get("notes", []):
         print(f"note: {note}")
     print(f"\nwrote {output_dir}/{name} and figures")
-    print("time: " + ", ".join(f"{key} {value:.1f} s" for key, value in timings.items()))
+    print(format_timings(timings))
     return record
 
 
 def main(argv=None) -> dict:
-    arguments = parse_arguments(argv)
-    return exit_on_user_error(lambda: run(arguments))
+    return run_script(parse_arguments, run, argv)
 
 
 if __name__ == "__main__":
