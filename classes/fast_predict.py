@@ -70,6 +70,8 @@ __all__ = [
 
 DEFAULT_BATCH_SIZE = 16
 DEFAULT_GROUP_SIZE = 8
+# Strides of the separable layers 1-4 (layer 0: stride 1).
+SEPARABLE_STRIDES = (2, 2, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -141,26 +143,44 @@ def stack_compact_models(models_or_weight_lists, names=None) -> StackedModels:
     return StackedModels(folded, tensors)
 
 
-def _one_model_forward(images, weights):
-    """Response of one folded model to a batch of recentred images: ``(n,)``."""
+def trunk_forward(images, weights, activate=tf.nn.relu):
+    """Layers 0-4 of a folded compact network: ``(n, 28, 28, K4)``.
+
+    Args:
+        images: recentred ``(n, 112, 112, 3)``.
+        weights: the first 14 folded arrays (kernel0, bias0, then depthwise,
+            pointwise, bias of layers 1-4); further arrays are ignored.
+        activate: the nonlinearity after each layer (``tf.identity`` for a
+            linear network).
+    """
     kernel0, bias0 = weights[0], weights[1]
-    activity = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(images, kernel0, 1, "SAME"), bias0))
-    for layer, stride in zip(range(1, 5), (2, 2, 1, 1), strict=True):
+    activity = activate(tf.nn.bias_add(tf.nn.conv2d(images, kernel0, 1, "SAME"), bias0))
+    for layer, stride in zip(range(1, 5), SEPARABLE_STRIDES, strict=True):
         depthwise, pointwise, bias = weights[3 * layer - 1 : 3 * layer + 2]
         # "SAME" here pads like Keras: 1 before and 2 after for stride 2 on even sides.
         activity = tf.nn.depthwise_conv2d(activity, depthwise, (1, stride, stride, 1), "SAME")
-        activity = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(activity, pointwise, 1, "SAME"), bias))
-    readout_map, readout_bias = weights[-2], weights[-1]
-    return tf.reduce_sum(activity * readout_map, axis=(1, 2, 3)) + readout_bias
+        activity = activate(tf.nn.bias_add(tf.nn.conv2d(activity, pointwise, 1, "SAME"), bias))
+    return activity
 
 
-def _weights_signature() -> tuple:
+def trunk_signature() -> list:
+    """``tf.TensorSpec`` of the 14 arrays :func:`trunk_forward` reads, filter counts unknown."""
     spec = tf.TensorSpec
     separable = []
     for _ in range(4):
         separable += [spec((5, 5, None, 1)), spec((1, 1, None, None)), spec((None,))]
+    return [spec((5, 5, 3, None)), spec((None,)), *separable]
+
+
+def _one_model_forward(images, weights):
+    """Response of one folded model to a batch of recentred images: ``(n,)``."""
+    readout_map, readout_bias = weights[-2], weights[-1]
+    return tf.reduce_sum(trunk_forward(images, weights) * readout_map, axis=(1, 2, 3)) + readout_bias
+
+
+def _weights_signature() -> tuple:
     # The order of FOLDED_NAMES: layer 0, four separable layers, readout.
-    return (spec((5, 5, 3, None)), spec((None,)), *separable, spec((28, 28, None)), spec((1,)))
+    return (*trunk_signature(), tf.TensorSpec((28, 28, None)), tf.TensorSpec((1,)))
 
 
 _FORWARD_FUNCTIONS: dict[int, object] = {}
@@ -184,7 +204,8 @@ def _forward_function(group_size: int):
     return _FORWARD_FUNCTIONS[group_size]
 
 
-def _positive_int(value, name: str) -> int:
+def positive_int(value, name: str) -> int:
+    """``value`` as an int; ValueError naming ``name`` unless it is a positive integer."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive integer; got {value!r}.")
     return int(value)
@@ -219,8 +240,8 @@ def predict_stacked(
             f"predict_stacked takes the StackedModels of stack_compact_models; got "
             f"{type(stacked).__name__}."
         )
-    batch_size = _positive_int(batch_size, "batch_size")
-    group_size = _positive_int(group_size, "group_size")
+    batch_size = positive_int(batch_size, "batch_size")
+    group_size = positive_int(group_size, "group_size")
     images = check_images(images, "recentered")
     num_images = images.shape[0]
     predictions = np.zeros((stacked.num_models, num_images), dtype=np.float32)

@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
+from classes.fast_predict import SEPARABLE_STRIDES, positive_int, trunk_forward, trunk_signature
 from classes.preprocessing import check_images
 from classes.quiet_tensorflow import keras, tf
 
 DEFAULT_BATCH_SIZE = 16
-_STRIDES = (2, 2, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ def fold_shared_model(model: keras.Model) -> FoldedSharedModel:
         raise ValueError(f"{model.name} has ReLUs in some layers only ({relu_layers}); unsupported.")
     for index in range(5):
         layer = model.get_layer(f"layer{index}_conv")
-        expected = (1, 1) if index == 0 else (_STRIDES[index - 1],) * 2
+        expected = (1, 1) if index == 0 else (SEPARABLE_STRIDES[index - 1],) * 2
         if layer.padding != "same" or tuple(layer.strides) != expected or not layer.use_bias:
             raise ValueError(f"{model.name}: layer{index}_conv has unexpected settings.")
     kernel0, bias0 = (np.asarray(array, np.float64) for array in model.get_layer("layer0_conv").get_weights())
@@ -106,14 +106,7 @@ def fold_shared_model(model: keras.Model) -> FoldedSharedModel:
 
 def _forward(images, weights, relu: bool):
     """``(n, 219)`` responses of one folded shared model."""
-    activate = tf.nn.relu if relu else tf.identity
-    kernel0, bias0 = weights[0], weights[1]
-    activity = activate(tf.nn.bias_add(tf.nn.conv2d(images, kernel0, 1, "SAME"), bias0))
-    for layer, stride in zip(range(1, 5), _STRIDES, strict=True):
-        depthwise, pointwise, bias = weights[3 * layer - 1 : 3 * layer + 2]
-        # tf "SAME" pads like Keras "same": 1 before, 2 after for stride 2 on even sides.
-        activity = tf.nn.depthwise_conv2d(activity, depthwise, (1, stride, stride, 1), "SAME")
-        activity = activate(tf.nn.bias_add(tf.nn.conv2d(activity, pointwise, 1, "SAME"), bias))
+    activity = trunk_forward(images, weights, tf.nn.relu if relu else tf.identity)
     mixing, mixing_bias, pool, pool_bias = weights[14:18]
     mixed = tf.tensordot(activity, mixing, axes=[[3], [0]]) + mixing_bias
     return tf.reduce_sum(mixed * pool, axis=(1, 2)) + pool_bias
@@ -121,11 +114,8 @@ def _forward(images, weights, relu: bool):
 
 def _signature() -> list:
     spec = tf.TensorSpec
-    separable = []
-    for _ in range(4):
-        separable += [spec((5, 5, None, 1)), spec((1, 1, None, None)), spec((None,))]
     readout = [spec((None, None)), spec((None,)), spec((28, 28, None)), spec((None,))]
-    return [spec((None, 112, 112, 3)), [spec((5, 5, 3, None)), spec((None,)), *separable, *readout]]
+    return [spec((None, 112, 112, 3)), [*trunk_signature(), *readout]]
 
 
 _FUNCTIONS: dict[bool, object] = {}
@@ -163,8 +153,7 @@ def predict_shared_fast(
     folded = model_or_folded
     if not isinstance(folded, FoldedSharedModel):
         folded = fold_shared_model(model_or_folded)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    batch_size = positive_int(batch_size, "batch_size")
     images = check_images(images, "recentered")
     num_outputs = folded.arrays[-1].shape[0]
     if len(images) == 0:
