@@ -17,8 +17,9 @@ Command::
     python script4_compact_perf.py                 # everything, results/script4_compact_perf/
     python script4_compact_perf.py --sessions 190923 --neurons 0,1,2
 
-Expected run time on a 2-core CPU: about 2 minutes once the images' decode
-cache exists (first run: add ~10 s to decode the zips).
+Expected run time on a 2-core CPU: under 2 minutes (1 min 44 s measured)
+once the images' decode cache exists (first run: add ~10 s to decode the zips and ~1 s to compile
+the fast path's C kernel, classes/fast_kernel.c).
 
 Published numbers compared with (Cowley et al. 2023, Fig. 1h-i):
 219 compact models; median 164 convolutional filters; ensemble about 60
@@ -39,6 +40,7 @@ from classes import outputs
 from classes.compact_model import load_nums_filters
 from classes.compact_model_tools import count_convolutional_filters
 from classes.ensemble_predictions import load_ensemble_predictions
+from classes.fast_predict import ENGINES, resolve_engine
 from classes.images import available_image_sessions, load_images
 from classes.model_choice import choose_test_models
 from classes.model_size import compact_parameter_count, ensemble_parameter_count
@@ -73,6 +75,9 @@ def parse_arguments(argv=None):
     parser.add_argument("--path", choices=("fast", "keras"), default="fast",
                         help="'fast': stacked evaluation of many models at once (default); "
                         "'keras': load each .keras model and call it (the reference path)")
+    parser.add_argument("--engine", choices=ENGINES, default="auto",
+                        help="fast path only: 'kernel' (compiled C, AVX-512 CPUs), 'tensorflow', "
+                        "or 'auto' (the kernel where it can run; default); same responses")
     parser.add_argument("--ensemble-dir", default=None,
                         help="folder with ensemble predictions ensemble_predictions_<session>.npy "
                         "(neurons x images) for Fig. 1h; the release lacks them")
@@ -101,7 +106,7 @@ def evaluate_sessions(models, arguments, data_root, timings):
         timings["load images"] += time.perf_counter() - start
         predictions = predict_many_models(
             session_models, images, path=arguments.path, batch_size=arguments.batch_size,
-            data_root=data_root, timings=timings,
+            data_root=data_root, timings=timings, engine=arguments.engine,
         )
         neurons = [identifier.neuron for identifier in session_models]
         scores = score_session(predictions, session, neurons=neurons, data_root=data_root)
@@ -275,7 +280,8 @@ def run(arguments) -> dict:
         "ensemble_parameters": ensemble,
         "median_nums_filters": np.median(nums_filters, axis=0),
         "median_parameters": float(np.median(sizes["parameters"])),
-        "evaluation_path": arguments.path,
+        "evaluation_path": arguments.path if arguments.path == "keras"
+        else f"fast ({resolve_engine(arguments.engine)} engine)",
         "timings_seconds": timings,
     }
     report_results(output_dir, summary, table,

@@ -6,14 +6,16 @@ session's images: 190923 (33 models), 201025 (89) and 210225 (55), images
 images, about 12 TFLOP of useful arithmetic
 (:func:`classes.fast_predict.compact_model_flops`).
 
-Both paths run in one process, on the same models and images:
+The paths run in one process, on the same models and images:
 
 1. straightforward: load each ``.keras`` file
    (:func:`classes.compact_model.load_compact_model`, timed separately) and
    call the model on batches of 64 through a compiled ``tf.function``
    (:func:`classes.compact_model_tools.predict_responses`);
-2. fast: read the ``.npy`` weights, fold BatchNormalization, evaluate the
-   models group by group (:mod:`classes.fast_predict`).
+2. fast: read the ``.npy`` weights, fold BatchNormalization and evaluate
+   with each engine of :mod:`classes.fast_predict`: ``kernel`` (the default
+   where it can run: the compiled kernel, layers 0 and 1 fused in cache) and
+   ``tensorflow`` (one traced graph per group of models).
 
 Printed and written to ``results/bench_predict/bench_predict_<mode>.json``:
 model-image evaluations per second, achieved GFLOP/s, the machine's
@@ -27,7 +29,7 @@ done while the process actually ran.
 Commands::
 
     python benchmarks/bench_predict.py --quick   # 12 models x 128 images, ~30 s
-    python benchmarks/bench_predict.py           # 177 models x 600 images, ~10 min quiet
+    python benchmarks/bench_predict.py           # 177 models x 600 images, ~12 min quiet
 
 Expected run time on the 2-core CPU: see benchmarks/README.md.
 """
@@ -56,6 +58,7 @@ from classes.compact_model import (  # noqa: E402
     nums_filters_from_weights,
 )
 from classes.compact_model_tools import predict_responses  # noqa: E402
+from classes.fast_kernel import kernel_unavailable_reason  # noqa: E402
 from classes.fast_predict import (  # noqa: E402
     DEFAULT_BATCH_SIZE,
     DEFAULT_GROUP_SIZE,
@@ -86,20 +89,26 @@ def parse_arguments(argv=None):
     parser.add_argument("--num-images", type=int, default=None,
                         help="first N held-out images of each session (default: all 600; --quick: 128)")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
-                        help="fast path: images per graph call")
+                        help="fast path: images per graph call or kernel job")
     parser.add_argument("--group-size", type=int, default=DEFAULT_GROUP_SIZE,
-                        help="fast path: models per graph call")
+                        help="fast path, tensorflow engine: models per graph call")
     parser.add_argument("--keras-batch-size", type=int, default=64,
                         help="straightforward path: images per call")
     parser.add_argument("--matmul-repeats", type=int, default=10,
                         help="timed 2048x2048 float32 matmuls (best counts)")
     parser.add_argument("--skip-keras", action="store_true",
                         help="time only the fast path (no deviation or speed ratio)")
+    parser.add_argument("--engines", default="kernel,tensorflow",
+                        help="fast-path engines to time, comma-separated (kernel, tensorflow)")
     outputs.add_common_arguments(parser)
     arguments = parser.parse_args(argv)
     for name in ("batch_size", "group_size", "keras_batch_size", "matmul_repeats"):
         if getattr(arguments, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be positive")
+    arguments.engines = [name.strip() for name in arguments.engines.split(",") if name.strip()]
+    unknown = sorted(set(arguments.engines) - {"kernel", "tensorflow"})
+    if unknown or not arguments.engines:
+        parser.error(f"--engines takes kernel and/or tensorflow; got {unknown or 'nothing'}")
     for name in ("models_per_session", "num_images"):
         value = getattr(arguments, name)
         if value is not None and value < 1:
@@ -213,7 +222,7 @@ def run_straightforward(workload, arguments, data_root) -> dict:
     }
 
 
-def run_fast(workload, arguments) -> dict:
+def run_fast(workload, arguments, engine: str) -> dict:
     predictions, stack_seconds, warmup_seconds, predict_seconds = [], 0.0, 0.0, 0.0
     cpu_start = time.process_time()
     with PeakMemory() as memory:
@@ -223,12 +232,13 @@ def run_fast(workload, arguments) -> dict:
             stack_seconds += time.perf_counter() - start
             # One-time graph tracing, reported apart from the steady-state rate.
             start = time.perf_counter()
-            predict_stacked(stacked, item["images"][:1], batch_size=1, group_size=arguments.group_size)
+            predict_stacked(stacked, item["images"][:1], batch_size=1, group_size=arguments.group_size,
+                            engine=engine)
             warmup_seconds += time.perf_counter() - start
             start = time.perf_counter()
             result = predict_stacked(
                 stacked, item["images"], batch_size=arguments.batch_size,
-                group_size=arguments.group_size, show_progress=True,
+                group_size=arguments.group_size, show_progress=True, engine=engine,
             )
             predict_seconds += time.perf_counter() - start
             predictions.extend(result)
@@ -247,7 +257,8 @@ def mode_of(arguments) -> str:
     return "quick" if arguments.quick else "full"
 
 
-def summarize(arguments, workload, matmul_before, matmul_after, straightforward, fast, load_before):
+def summarize(arguments, workload, matmul_before, matmul_after, straightforward, fast_paths, load_before):
+    """The JSON record; ``fast_paths`` maps ``fast_<engine>`` to run_fast's timings."""
     nums_filters = [nums_filters_from_weights(weights) for item in workload for weights in item["weights"]]
     per_model_flops = compact_model_flops(np.array(nums_filters))
     images_per_model = np.concatenate([[len(item["images"])] * len(item["ids"]) for item in workload])
@@ -269,9 +280,13 @@ def summarize(arguments, workload, matmul_before, matmul_after, straightforward,
         "load_average_before": load_before, "load_average_after": list(os.getloadavg()),
         "cpu_count": os.cpu_count(),
         "settings": {"batch_size": arguments.batch_size, "group_size": arguments.group_size,
-                     "keras_batch_size": arguments.keras_batch_size},
+                     "keras_batch_size": arguments.keras_batch_size, "engines": arguments.engines},
     }
-    paths = {"fast": fast} if straightforward is None else {"straightforward": straightforward, "fast": fast}
+    if "kernel" in arguments.engines and kernel_unavailable_reason() is not None:
+        result["kernel_not_run"] = kernel_unavailable_reason()
+    paths = dict(fast_paths)
+    if straightforward is not None:
+        paths = {"straightforward": straightforward, **paths}
     for name, timing in paths.items():
         setup = timing.get("load_seconds", 0.0) + timing.get("stack_seconds", 0.0) + timing.get("warmup_seconds", 0.0)
         rate = total_flops / timing["predict_seconds"] / 1e9
@@ -284,19 +299,21 @@ def summarize(arguments, workload, matmul_before, matmul_after, straightforward,
             "gflops_per_cpu_second": total_flops / timing["cpu_seconds"] / 1e9,
             "fraction_of_matmul_per_cpu_second": total_flops / timing["cpu_seconds"] / 1e9 / matmul_per_cpu,
         }
-    if straightforward is not None:
+    for name, fast in fast_paths.items():
+        if straightforward is None:
+            continue
         reference = np.stack(straightforward["predictions"])
         candidate = np.stack(fast["predictions"])
         spread = np.maximum(reference.std(axis=1), 1e-12)
-        result["deviation"] = {
+        result[name]["deviation_from_straightforward"] = {
             "max_abs": float(np.max(np.abs(candidate - reference))),
             "max_abs_over_response_sd": float(np.max(np.max(np.abs(candidate - reference), axis=1) / spread)),
         }
-        result["speed_ratio_fast_over_straightforward"] = (
+        result[name]["speed_ratio_over_straightforward"] = (
             straightforward["predict_seconds"] / fast["predict_seconds"])
-        result["end_to_end_speed_ratio"] = (
+        result[name]["end_to_end_speed_ratio"] = (
             (straightforward["predict_seconds"] + result["straightforward"]["setup_seconds"])
-            / (fast["predict_seconds"] + result["fast"]["setup_seconds"]))
+            / (fast["predict_seconds"] + result[name]["setup_seconds"]))
     result["peak_rss_process_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return result
 
@@ -314,9 +331,8 @@ def report(result) -> str:
         f"load average before {result['load_average_before'][0]:.2f}, after "
         f"{result['load_average_after'][0]:.2f} on {result['cpu_count']} CPUs",
     ]
-    for name in ("straightforward", "fast"):
-        if name not in result:
-            continue
+    names = [name for name in result if name == "straightforward" or name.startswith("fast_")]
+    for name in names:
         path = result[name]
         lines.append(
             f"{name:15s}: predict {path['predict_seconds']:.1f} s, setup {path['setup_seconds']:.1f} s, "
@@ -326,13 +342,17 @@ def report(result) -> str:
             f"(= {100 * path['fraction_of_matmul_per_cpu_second']:.0f}% of matmul's); "
             f"peak RSS {path['peak_rss_bytes'] / 2**30:.2f} GiB"
         )
-    if "deviation" in result:
-        deviation = result["deviation"]
-        lines.append(
-            f"speed ratio fast/straightforward: {result['speed_ratio_fast_over_straightforward']:.2f}x "
-            f"(end to end {result['end_to_end_speed_ratio']:.2f}x); max deviation "
-            f"{deviation['max_abs']:.2e} = {deviation['max_abs_over_response_sd']:.2e} response s.d."
-        )
+    for name in names:
+        path = result[name]
+        if "deviation_from_straightforward" in path:
+            deviation = path["deviation_from_straightforward"]
+            lines.append(
+                f"speed ratio {name}/straightforward: {path['speed_ratio_over_straightforward']:.2f}x "
+                f"(end to end {path['end_to_end_speed_ratio']:.2f}x); max deviation "
+                f"{deviation['max_abs']:.2e} = {deviation['max_abs_over_response_sd']:.2e} response s.d."
+            )
+    if "kernel_not_run" in result:
+        lines.append(f"fast_kernel not run: the compiled kernel cannot run here: {result['kernel_not_run']}")
     return "\n".join(lines)
 
 
@@ -342,17 +362,21 @@ def main(argv=None):
     load_before = list(os.getloadavg())
     workload = exit_on_user_error(lambda: build_workload(arguments, data_root))
     matmul_before = matmul_rates(arguments.matmul_repeats)
-    # The fast path first, so that its peak memory is not inflated by what
-    # the Keras models leave behind; its figures are written at once, so a
+    # The fast paths first, so that their peak memory is not inflated by what
+    # the Keras models leave behind; their figures are written at once, so a
     # long straightforward run that is interrupted does not lose them.
-    fast = run_fast(workload, arguments)
+    engines = [engine for engine in arguments.engines
+               if engine != "kernel" or kernel_unavailable_reason() is None]
+    fast_paths = {}
     target = output_dir / f"bench_predict_{mode_of(arguments)}.json"
-    partial = summarize(arguments, workload, matmul_before, matmul_before, None, fast, load_before)
-    outputs.write_json(target, {**partial, "note": "straightforward path not finished yet"})
-    print(report(partial), flush=True)
+    for engine in engines:
+        fast_paths[f"fast_{engine}"] = run_fast(workload, arguments, engine)
+        partial = summarize(arguments, workload, matmul_before, matmul_before, None, fast_paths, load_before)
+        outputs.write_json(target, {**partial, "note": "not finished yet"})
+        print(report(partial), flush=True)
     straightforward = None if arguments.skip_keras else run_straightforward(workload, arguments, data_root)
     matmul_after = matmul_rates(arguments.matmul_repeats)
-    result = summarize(arguments, workload, matmul_before, matmul_after, straightforward, fast, load_before)
+    result = summarize(arguments, workload, matmul_before, matmul_after, straightforward, fast_paths, load_before)
     print(report(result))
     outputs.write_json(target, result)
     print(f"wrote {target}")

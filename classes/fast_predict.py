@@ -1,42 +1,42 @@
 """Many compact models on the same images, fast (the evaluation path of script4).
 
 The straightforward way (load each ``.keras`` model, call it on batches of
-64) spends most of its time outside the useful arithmetic: every
-BatchNormalization and ReLU is a separate pass over a ``112x112xK0`` map,
-and a batch of 64 makes that map ~190 MB, far out of cache. This path:
+64) spends most of its time outside the useful arithmetic. This path reads
+the weights (the ``.npy`` release files load in about a millisecond, a
+``.keras`` file in seconds), folds each BatchNormalization into the
+convolution before it (:mod:`classes.fast_weights`), and evaluates the
+folded models with one of two engines that give the same responses (both
+equal the Keras models within float32 rounding):
 
-1. reads the weights (``get_weights()`` lists; the ``.npy`` release files
-   load in about a millisecond, a ``.keras`` file in seconds) and folds each
-   BatchNormalization into the convolution before it
-   (:mod:`classes.fast_weights`);
-2. "stacks" the models: one TensorFlow graph evaluates a group of models
-   (8 by default) on a batch of images (16 by default); each model's
-   convolutions are fused by TensorFlow's oneDNN remapper into one
-   conv + bias + ReLU kernel, and the models of a group run side by side;
-3. traces that graph once, with the filter counts left unknown, so every
-   model of every size reuses it (no per-model tracing or graph building).
+- ``"kernel"`` (:mod:`classes.fast_kernel`): a small C kernel, compiled on
+  first use, that runs one model on one image at a time with layer 0 and
+  layer 1 fused in cache, one thread per core. Layer 0's output
+  (``112 x 112 x K0``) never goes out to memory; on the 2-core machine this
+  project targets, writing it and reading it back was what held the
+  TensorFlow engine below half of the matmul rate. Needs x86-64 with
+  AVX-512 and a C compiler.
+- ``"tensorflow"``: one traced TensorFlow graph evaluates a group of models
+  (8 by default) of any sizes on a batch of images (16 by default); oneDNN
+  fuses each convolution with its bias and ReLU. Runs anywhere.
 
-Choices measured on the 2-core CPU this project targets (see
-``benchmarks/README.md``): oneDNN runs a separate 5x5x3xK0 convolution per
-model at 85-98% of the single-core matmul rate (K0 = 47-64), but a wide one
-over the stacked filters of several models at only ~65% (96 channels), and
-a stacked layout then needs per-model slicing before the pointwise layers;
-end to end, stacking 8 models' layer 0 was ~20% slower than this path.
-16 images per call balance oneDNN's fixed cost per call against cache
-misses (1 image per call took twice the time per image; 8-32 images were
-within 15% of each other). XLA (``jit_compile``) is not used: its CPU
-depthwise convolution was two orders of magnitude slower than TensorFlow's.
-The depthwise convolutions remain the least efficient part: ~15% of the
-matmul rate, ~30% of the time for ~8% of the FLOPs.
+``engine="auto"`` (the default) takes the kernel where it can run and says
+nothing otherwise; :func:`classes.fast_kernel.kernel_unavailable_reason`
+tells why it cannot. Choices measured on the 2-core CPU are in
+``benchmarks/README.md``: for the TensorFlow engine, stacking several
+models' layer 0 into one wide convolution was slower than one convolution
+per model, 16 images per call balanced call overhead against cache misses,
+and XLA (``jit_compile``) was not used (its CPU depthwise convolution was two
+orders of magnitude slower).
 
-Outputs equal the Keras models' within float32 rounding (deviation
-at most 1.5e-5 of the response s.d. over the 177 scorable released models).
+Outputs equal the Keras models' within float32 rounding: over the 177
+scorable released models on their 600 held-out images the largest deviation
+was 1.1e-5 of the response s.d. (kernel) and 1.5e-5 (TensorFlow).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from tqdm import tqdm
@@ -48,6 +48,11 @@ from classes.compact_model import (
     model_id,
     nums_filters_from_weights,
     parse_model_stem,
+)
+from classes.fast_kernel import (
+    kernel_unavailable_reason,
+    predict_with_kernel,
+    prepare_kernel_model,
 )
 from classes.fast_weights import (
     FoldedModel,
@@ -61,15 +66,18 @@ from classes.quiet_tensorflow import tf
 __all__ = [
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_GROUP_SIZE",
+    "ENGINES",
     "StackedModels",
     "compact_model_flops",
     "predict_models_on_images",
     "predict_stacked",
+    "resolve_engine",
     "stack_compact_models",
 ]
 
 DEFAULT_BATCH_SIZE = 16
 DEFAULT_GROUP_SIZE = 8
+ENGINES = ("auto", "kernel", "tensorflow")
 # Strides of the separable layers 1-4 (layer 0: stride 1).
 SEPARABLE_STRIDES = (2, 2, 1, 1)
 
@@ -85,6 +93,8 @@ class StackedModels:
 
     models: tuple[FoldedModel, ...]
     tensors: tuple
+    # The kernel engine's layouts, made on first use.
+    kernel_models: list = field(default_factory=list, repr=False, compare=False)
 
     @property
     def num_models(self) -> int:
@@ -211,12 +221,40 @@ def positive_int(value, name: str) -> int:
     return int(value)
 
 
+def resolve_engine(engine: str) -> str:
+    """The engine that ``engine`` means here: ``"kernel"`` or ``"tensorflow"``.
+
+    Args:
+        engine: one of :data:`ENGINES`; ``"auto"`` takes the kernel where it
+            can run.
+
+    Raises:
+        ValueError: an unknown engine, or ``"kernel"`` where the kernel
+            cannot run (the message says why).
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}.")
+    if engine == "tensorflow":
+        return engine
+    reason = kernel_unavailable_reason()
+    if reason is None:
+        return "kernel"
+    if engine == "kernel":
+        raise ValueError(
+            f"The compiled kernel cannot run here: {reason}. Use engine 'tensorflow' "
+            "(or 'auto'), which gives the same responses."
+        )
+    return "tensorflow"
+
+
 def predict_stacked(
     stacked: StackedModels,
     images,
     batch_size: int = DEFAULT_BATCH_SIZE,
     group_size: int = DEFAULT_GROUP_SIZE,
     show_progress: bool = False,
+    engine: str = "auto",
+    threads: int | None = None,
 ) -> np.ndarray:
     """Responses of every stacked model to every image.
 
@@ -224,16 +262,21 @@ def predict_stacked(
         stacked: from :func:`stack_compact_models`.
         images: recentred ``(num_images, 112, 112, 3)`` (raw pixels minus
             the RGB means; see :func:`classes.preprocessing.recenter_images`).
-        batch_size: images per graph call.
-        group_size: models per graph call.
-        show_progress: show a tqdm bar over (image batch, model group) calls.
+        batch_size: images per graph call (TensorFlow) or per job (kernel).
+        group_size: models per graph call (TensorFlow engine only).
+        show_progress: show a tqdm bar over calls or jobs.
+        engine: ``"auto"``, ``"kernel"`` or ``"tensorflow"`` (see the module
+            docstring); the responses are the same within float32 rounding.
+        threads: kernel worker threads; None uses every CPU this process
+            may use.
 
     Returns:
         float32 ``(num_models, num_images)``; ``(num_models, 0)`` for no images.
 
     Raises:
         ValueError: ``stacked`` is not a StackedModels; images of the wrong
-            shape, dtype or range (e.g. raw uint8 pixels); non-positive sizes.
+            shape, dtype or range (e.g. raw uint8 pixels); non-positive sizes;
+            an unknown engine, or ``"kernel"`` where it cannot run.
     """
     if not isinstance(stacked, StackedModels):
         raise ValueError(
@@ -242,11 +285,26 @@ def predict_stacked(
         )
     batch_size = positive_int(batch_size, "batch_size")
     group_size = positive_int(group_size, "group_size")
+    if threads is not None:
+        threads = positive_int(threads, "threads")
+    engine = resolve_engine(engine)
     images = check_images(images, "recentered")
     num_images = images.shape[0]
-    predictions = np.zeros((stacked.num_models, num_images), dtype=np.float32)
     if num_images == 0:
-        return predictions
+        return np.zeros((stacked.num_models, 0), dtype=np.float32)
+    if engine == "kernel":
+        if not stacked.kernel_models:
+            stacked.kernel_models.extend(prepare_kernel_model(model) for model in stacked.models)
+        return predict_with_kernel(
+            stacked.kernel_models, images, images_per_job=batch_size, threads=threads,
+            show_progress=show_progress,
+        )
+    return _predict_tensorflow(stacked, images, batch_size, group_size, show_progress)
+
+
+def _predict_tensorflow(stacked, images, batch_size, group_size, show_progress) -> np.ndarray:
+    num_images = images.shape[0]
+    predictions = np.zeros((stacked.num_models, num_images), dtype=np.float32)
     # Near-equal groups, so at most two graph sizes are ever traced.
     num_groups = -(-stacked.num_models // group_size)
     groups = [list(indices) for indices in np.array_split(np.arange(stacked.num_models), num_groups)]
@@ -286,6 +344,7 @@ def predict_models_on_images(
     group_size: int = DEFAULT_GROUP_SIZE,
     show_progress: bool = False,
     timings: dict | None = None,
+    engine: str = "auto",
 ) -> np.ndarray:
     """Loads released compact models from their ``.npy`` weights and predicts.
 
@@ -299,12 +358,14 @@ def predict_models_on_images(
         show_progress: show a tqdm bar.
         timings: optional dict; ``"load weights"`` and ``"predict"`` seconds
             are added to it.
+        engine: see :func:`predict_stacked`.
 
     Returns:
         float32 ``(num_models, num_images)``, rows in the order of ``model_ids``.
 
     Raises:
-        ValueError: unknown model id; corrupt weights; bad images.
+        ValueError: unknown model id; corrupt weights; bad images; an
+            unknown engine or one that cannot run here.
         FileNotFoundError: a model's weight file is missing from the release.
     """
     identifiers = [_as_model_id(identifier) for identifier in model_ids]
@@ -332,6 +393,7 @@ def predict_models_on_images(
         batch_size=DEFAULT_BATCH_SIZE if batch_size is None else batch_size,
         group_size=group_size,
         show_progress=show_progress,
+        engine=engine,
     )
     timings["load weights"] = timings.get("load weights", 0.0) + middle - start
     timings["predict"] = timings.get("predict", 0.0) + time.perf_counter() - middle

@@ -24,6 +24,7 @@ def predict_many_models(
     data_root=None,
     timings: dict | None = None,
     show_progress: bool = True,
+    engine: str = "auto",
 ) -> np.ndarray:
     """Responses of several released compact models to the same images.
 
@@ -35,6 +36,7 @@ def predict_many_models(
             (16 on the fast path, 64 on the keras path).
         timings: optional dict; ``"load weights"`` and ``"predict"`` seconds
             are added to it.
+        engine: the fast path's engine (:func:`classes.fast_predict.predict_stacked`).
 
     Returns:
         float32 ``(num_models, num_images)``.
@@ -57,6 +59,6 @@ def predict_many_models(
 
         return predict_models_on_images(
             models, images, data_root=data_root, batch_size=batch_size,
-            show_progress=show_progress, timings=timings,
+            show_progress=show_progress, timings=timings, engine=engine,
         )
     raise ValueError(f"path must be 'fast' or 'keras', got {path!r}.")

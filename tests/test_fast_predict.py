@@ -12,6 +12,7 @@ from classes.compact_model import (
     load_weights_npy,
     model_id,
 )
+from classes.fast_kernel import cpu_supports_kernel, kernel_unavailable_reason
 from classes.fast_predict import (
     StackedModels,
     compact_model_flops,
@@ -46,6 +47,15 @@ def assert_close_to_keras(predictions, reference):
     assert np.all(spread > 1e-3 * np.maximum(np.abs(reference).max(axis=1), 1.0)), spread
     relative = np.max(np.abs(predictions - reference), axis=1) / spread
     assert np.all(relative < TOLERANCE), relative
+
+
+def usable_engine(engine: str) -> str:
+    """``engine``; skips the kernel on CPUs it was not written for, fails if it is broken."""
+    if engine == "kernel" and kernel_unavailable_reason() is not None:
+        if cpu_supports_kernel() is not None:
+            pytest.skip(f"the compiled kernel cannot run here: {cpu_supports_kernel()}")
+        pytest.fail(f"the CPU suits the compiled kernel but: {kernel_unavailable_reason()}")
+    return engine
 
 
 @pytest.fixture(scope="module")
@@ -86,15 +96,19 @@ def test_flops_reject_bad_counts(counts):
         compact_model_flops(counts)
 
 
-def test_released_models_of_two_sessions_stacked_match_keras(real_models, real_images, real_reference):
+@pytest.mark.parametrize("engine", ["kernel", "tensorflow"])
+def test_released_models_of_two_sessions_stacked_match_keras(
+    real_models, real_images, real_reference, engine
+):
+    engine = usable_engine(engine)
     stacked = stack_compact_models(real_models, names=[f"{s}/{n}" for s, n in REAL_MODELS])
     assert stacked.num_models == len(REAL_MODELS)
     assert stacked.nums_filters[3].tolist() == [48, 69, 74, 46, 3]
     assert stacked.flops_per_image == int(np.sum(compact_model_flops(stacked.nums_filters)))
     # Uneven batches and groups exercise the chunking and both graph sizes.
-    predictions = predict_stacked(stacked, real_images, batch_size=5, group_size=4)
+    predictions = predict_stacked(stacked, real_images, batch_size=5, group_size=4, engine=engine)
     assert_close_to_keras(predictions, real_reference)
-    default = predict_stacked(stacked, real_images)
+    default = predict_stacked(stacked, real_images, engine=engine)
     np.testing.assert_allclose(default, predictions, rtol=0, atol=1e-5 * float(real_reference.std()))
 
 
@@ -146,23 +160,30 @@ def random_compact_model(counts, generator):
     return model
 
 
-def test_random_models_with_random_batch_norm_match_keras():
+@pytest.mark.parametrize("engine", ["kernel", "tensorflow"])
+def test_random_models_with_random_batch_norm_match_keras(engine):
+    engine = usable_engine(engine)
     generator = np.random.default_rng(7)
+    # Counts below, at and across multiples of 16 (the kernel's vector width):
+    # 64 and 70 channels take its 2+2 and 3+2 vector blocks.
     models = [
         random_compact_model(counts, generator)
-        for counts in ([1, 2, 1, 2, 1], [5, 4, 3, 2, 6], [16, 20, 9, 5, 4])
+        for counts in ([1, 2, 1, 2, 1], [5, 4, 3, 2, 6], [16, 20, 9, 5, 4], [64, 33, 17, 49, 16],
+                       [70, 90, 40, 20, 17])
     ]
     images = generator.uniform(RECENTERED_MIN, RECENTERED_MAX, (6, 112, 112, 3)).astype(np.float32)
     images[0] = 0.0  # a flat image: only biases and BN shifts reach the output
     reference = keras_responses(models, images)
-    predictions = predict_stacked(stack_compact_models(models), images, batch_size=4)
+    predictions = predict_stacked(stack_compact_models(models), images, batch_size=4, engine=engine)
     assert_close_to_keras(predictions, reference)
 
 
-def test_no_images_give_an_empty_result():
+@pytest.mark.parametrize("engine", ["auto", "kernel", "tensorflow"])
+def test_no_images_give_an_empty_result(engine):
+    engine = usable_engine(engine)
     model = random_compact_model([2, 2, 2, 2, 2], np.random.default_rng(1))
     empty = np.zeros((0, 112, 112, 3), np.float32)
-    result = predict_stacked(stack_compact_models([model, model]), empty)
+    result = predict_stacked(stack_compact_models([model, model]), empty, engine=engine)
     assert result.shape == (2, 0) and result.dtype == np.float32
 
 
@@ -193,6 +214,10 @@ def test_bad_sizes_and_containers_are_refused(small_stack):
         predict_stacked(small_stack, images, group_size=1.5)
     with pytest.raises(ValueError, match="StackedModels"):
         predict_stacked([np.zeros(3)], images)
+    with pytest.raises(ValueError, match="threads"):
+        predict_stacked(small_stack, images, threads=0)
+    with pytest.raises(ValueError, match="engine must be one of auto, kernel, tensorflow"):
+        predict_stacked(small_stack, images, engine="gpu")
     assert isinstance(small_stack, StackedModels)
 
 

@@ -22,11 +22,12 @@ def read(out):
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory, data_root):
     runs = {}
-    for path in ("keras", "fast"):
-        out = tmp_path_factory.mktemp(path)
+    for name, path, engine in (("keras", "keras", "auto"), ("fast", "fast", "auto"),
+                               ("fast-tensorflow", "fast", "tensorflow")):
+        out = tmp_path_factory.mktemp(name)
         script4.main(["--sessions", "190923,211022", "--neurons", "0,4", "--path", path,
-                      "--out", str(out), "--batch-size", "40"])
-        runs[path] = read(out) + (out,)
+                      "--engine", engine, "--out", str(out), "--batch-size", "40"])
+        runs[name] = read(out) + (out,)
     return runs
 
 
@@ -46,11 +47,17 @@ def test_outputs_written_and_labelled(two_runs):
     assert len(summary["poisson_checks"]) == 2
 
 
-def test_fast_and_keras_paths_agree(two_runs):
-    fast_rows, _, _ = two_runs["fast"]
-    keras_rows, _, _ = two_runs["keras"]
+@pytest.mark.parametrize("name", ["fast", "fast-tensorflow"])
+def test_fast_and_keras_paths_agree(two_runs, name):
+    fast_rows, summary, _ = two_runs[name]
+    keras_rows, keras_summary, _ = two_runs["keras"]
     for fast, reference in zip(fast_rows[:2], keras_rows[:2], strict=True):
         assert float(fast["pearson_r"]) == pytest.approx(float(reference["pearson_r"]), abs=1e-5)
+        assert float(fast["raw_r2"]) == pytest.approx(float(reference["raw_r2"]), abs=1e-5)
+    assert keras_summary["evaluation_path"] == "keras"
+    assert summary["evaluation_path"].startswith("fast (")
+    if name == "fast-tensorflow":
+        assert summary["evaluation_path"] == "fast (tensorflow engine)"
 
 
 def test_scores_match_a_direct_computation(two_runs, data_root):
