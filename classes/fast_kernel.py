@@ -14,8 +14,10 @@ It is used only where it can run: x86-64 with AVX-512F and FMA, a C compiler
 present, compilation succeeded. Otherwise :func:`kernel_unavailable_reason`
 says why and :mod:`classes.fast_predict` uses its TensorFlow graph, which
 gives the same responses (both equal the Keras models within float32
-rounding). ``COWLEY2023_FAST_KERNEL=0`` turns the kernel off;
-``COWLEY2023_KERNEL_CACHE`` moves its cache folder.
+rounding). ``COWLEY2023_FAST_KERNEL=0`` turns the kernel off. The compiled
+library goes to the project's cache (:func:`classes.data_root.default_cache_dir`,
+subfolder ``kernels``), named by a hash of the source and flags;
+``COWLEY2023_KERNEL_CACHE`` puts it elsewhere.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from classes.data_root import default_cache_dir
 from classes.fast_weights import FoldedModel
 
 __all__ = [
@@ -84,10 +87,7 @@ def cpu_supports_kernel() -> str | None:
 
 def _cache_folder() -> Path:
     configured = os.environ.get("COWLEY2023_KERNEL_CACHE")
-    if configured:
-        return Path(configured)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "cowley2023-compact-models"
+    return Path(configured).expanduser() if configured else default_cache_dir() / "kernels"
 
 
 def _compile(compiler: str) -> Path:
@@ -97,7 +97,7 @@ def _compile(compiler: str) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:
-        folder = Path(tempfile.gettempdir()) / "cowley2023-compact-models"
+        folder = Path(tempfile.gettempdir()) / "cowley2023-kernels"
         folder.mkdir(parents=True, exist_ok=True)
     library = folder / f"fast_kernel_{digest}.so"
     if library.exists():

@@ -15,9 +15,10 @@ equal the Keras models within float32 rounding):
   project targets, writing it and reading it back was what held the
   TensorFlow engine below half of the matmul rate. Needs x86-64 with
   AVX-512 and a C compiler.
-- ``"tensorflow"``: one traced TensorFlow graph evaluates a group of models
-  (8 by default) of any sizes on a batch of images (16 by default); oneDNN
-  fuses each convolution with its bias and ReLU. Runs anywhere.
+- ``"tensorflow"`` (:mod:`classes.fast_graph`): one traced TensorFlow graph
+  evaluates a group of models (8 by default) of any sizes on a batch of
+  images (16 by default); oneDNN fuses each convolution with its bias and
+  ReLU. Runs anywhere.
 
 ``engine="auto"`` (the default) takes the kernel where it can run and says
 nothing otherwise; :func:`classes.fast_kernel.kernel_unavailable_reason`
@@ -39,7 +40,6 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from tqdm import tqdm
 
 from classes.compact_model import (
     ModelId,
@@ -49,6 +49,7 @@ from classes.compact_model import (
     nums_filters_from_weights,
     parse_model_stem,
 )
+from classes.fast_graph import positive_int, predict_with_graph
 from classes.fast_kernel import (
     kernel_unavailable_reason,
     predict_with_kernel,
@@ -78,8 +79,6 @@ __all__ = [
 DEFAULT_BATCH_SIZE = 16
 DEFAULT_GROUP_SIZE = 8
 ENGINES = ("auto", "kernel", "tensorflow")
-# Strides of the separable layers 1-4 (layer 0: stride 1).
-SEPARABLE_STRIDES = (2, 2, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -151,74 +150,6 @@ def stack_compact_models(models_or_weight_lists, names=None) -> StackedModels:
     folded = tuple(fold_weights(weights_of(item), name) for item, name in zip(items, names, strict=True))
     tensors = tuple(tuple(tf.constant(array) for array in model.arrays) for model in folded)
     return StackedModels(folded, tensors)
-
-
-def trunk_forward(images, weights, activate=tf.nn.relu):
-    """Layers 0-4 of a folded compact network: ``(n, 28, 28, K4)``.
-
-    Args:
-        images: recentred ``(n, 112, 112, 3)``.
-        weights: the first 14 folded arrays (kernel0, bias0, then depthwise,
-            pointwise, bias of layers 1-4); further arrays are ignored.
-        activate: the nonlinearity after each layer (``tf.identity`` for a
-            linear network).
-    """
-    kernel0, bias0 = weights[0], weights[1]
-    activity = activate(tf.nn.bias_add(tf.nn.conv2d(images, kernel0, 1, "SAME"), bias0))
-    for layer, stride in zip(range(1, 5), SEPARABLE_STRIDES, strict=True):
-        depthwise, pointwise, bias = weights[3 * layer - 1 : 3 * layer + 2]
-        # "SAME" here pads like Keras: 1 before and 2 after for stride 2 on even sides.
-        activity = tf.nn.depthwise_conv2d(activity, depthwise, (1, stride, stride, 1), "SAME")
-        activity = activate(tf.nn.bias_add(tf.nn.conv2d(activity, pointwise, 1, "SAME"), bias))
-    return activity
-
-
-def trunk_signature() -> list:
-    """``tf.TensorSpec`` of the 14 arrays :func:`trunk_forward` reads, filter counts unknown."""
-    spec = tf.TensorSpec
-    separable = []
-    for _ in range(4):
-        separable += [spec((5, 5, None, 1)), spec((1, 1, None, None)), spec((None,))]
-    return [spec((5, 5, 3, None)), spec((None,)), *separable]
-
-
-def _one_model_forward(images, weights):
-    """Response of one folded model to a batch of recentred images: ``(n,)``."""
-    readout_map, readout_bias = weights[-2], weights[-1]
-    return tf.reduce_sum(trunk_forward(images, weights) * readout_map, axis=(1, 2, 3)) + readout_bias
-
-
-def _weights_signature() -> tuple:
-    # The order of FOLDED_NAMES: layer 0, four separable layers, readout.
-    return (*trunk_signature(), tf.TensorSpec((28, 28, None)), tf.TensorSpec((1,)))
-
-
-_FORWARD_FUNCTIONS: dict[int, object] = {}
-
-
-def _forward_function(group_size: int):
-    """A graph for ``group_size`` models of any sizes, traced once per size."""
-    if group_size not in _FORWARD_FUNCTIONS:
-
-        def forward(images, group):
-            return tf.stack([_one_model_forward(images, weights) for weights in group])
-
-        _FORWARD_FUNCTIONS[group_size] = tf.function(
-            forward,
-            input_signature=[
-                tf.TensorSpec((None, 112, 112, 3), tf.float32),
-                [_weights_signature()] * group_size,
-            ],
-            jit_compile=False,
-        )
-    return _FORWARD_FUNCTIONS[group_size]
-
-
-def positive_int(value, name: str) -> int:
-    """``value`` as an int; ValueError naming ``name`` unless it is a positive integer."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}.")
-    return int(value)
 
 
 def resolve_engine(engine: str) -> str:
@@ -299,28 +230,7 @@ def predict_stacked(
             stacked.kernel_models, images, images_per_job=batch_size, threads=threads,
             show_progress=show_progress,
         )
-    return _predict_tensorflow(stacked, images, batch_size, group_size, show_progress)
-
-
-def _predict_tensorflow(stacked, images, batch_size, group_size, show_progress) -> np.ndarray:
-    num_images = images.shape[0]
-    predictions = np.zeros((stacked.num_models, num_images), dtype=np.float32)
-    # Near-equal groups, so at most two graph sizes are ever traced.
-    num_groups = -(-stacked.num_models // group_size)
-    groups = [list(indices) for indices in np.array_split(np.arange(stacked.num_models), num_groups)]
-    starts = range(0, num_images, batch_size)
-    with tqdm(
-        total=len(starts) * len(groups), desc="fast predict", unit="call", disable=not show_progress
-    ) as progress:
-        for start in starts:
-            stop = min(start + batch_size, num_images)
-            batch = tf.constant(np.asarray(images[start:stop], dtype=np.float32))
-            for group in groups:
-                function = _forward_function(len(group))
-                outputs = function(batch, [stacked.tensors[index] for index in group])
-                predictions[group, start:stop] = outputs.numpy()
-                progress.update(1)
-    return predictions
+    return predict_with_graph(stacked.tensors, images, batch_size, group_size, show_progress)
 
 
 def _as_model_id(identifier) -> ModelId:

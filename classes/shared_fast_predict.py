@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from classes.fast_predict import SEPARABLE_STRIDES, positive_int, trunk_forward, trunk_signature
+from classes.fast_graph import SEPARABLE_STRIDES, positive_int, trunk_forward, trunk_signature
 from classes.preprocessing import check_images
 from classes.quiet_tensorflow import keras, tf
 
