@@ -265,12 +265,11 @@ def predict_with_kernel(
         workspace = getattr(local, "workspace", None)
         if workspace is None or workspace.size < model.workspace_floats:
             workspace = local.workspace = np.empty(model.workspace_floats, dtype=np.float32)
-        out = np.empty(stop - start, dtype=np.float32)
+        # A row slice of the C-ordered result is contiguous: the kernel writes into it.
         library.compact_predict(
             ctypes.byref(model.struct), images[start:stop].ctypes.data, stop - start,
-            workspace.ctypes.data, out.ctypes.data,
+            workspace.ctypes.data, responses[index, start:stop].ctypes.data,
         )
-        responses[index, start:stop] = out
 
     with (
         ThreadPoolExecutor(max_workers=threads or default_threads()) as pool,
