@@ -243,7 +243,7 @@ def predict_with_kernel(
         images: checked, recentred float32 ``(num_images, 112, 112, 3)``.
         images_per_job: images one thread takes for one model at a time.
         threads: worker threads; None uses every CPU this process may use.
-        show_progress: tqdm bar over (model, image batch) jobs.
+        show_progress: tqdm bar over models.
 
     Returns:
         float32 ``(num_models, num_images)``.
@@ -252,10 +252,12 @@ def predict_with_kernel(
     images = np.ascontiguousarray(images, dtype=np.float32)
     num_images = images.shape[0]
     responses = np.zeros((len(models), num_images), dtype=np.float32)
+    # Model by model: the threads share one model's weights in cache, and the
+    # bar counts models.
     jobs = [
         (index, start, min(start + images_per_job, num_images))
-        for start in range(0, num_images, images_per_job)
         for index in range(len(models))
+        for start in range(0, num_images, images_per_job)
     ]
     local = threading.local()
 
@@ -270,11 +272,12 @@ def predict_with_kernel(
             ctypes.byref(model.struct), images[start:stop].ctypes.data, stop - start,
             workspace.ctypes.data, responses[index, start:stop].ctypes.data,
         )
+        return stop
 
     with (
         ThreadPoolExecutor(max_workers=threads or default_threads()) as pool,
-        tqdm(total=len(jobs), desc="fast predict", unit="job", disable=not show_progress) as progress,
+        tqdm(total=len(models), desc="fast predict", unit="model", disable=not show_progress) as progress,
     ):
-        for _ in pool.map(run, jobs):
-            progress.update(1)
+        for stop in pool.map(run, jobs):
+            progress.update(int(stop == num_images))
     return responses
