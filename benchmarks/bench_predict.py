@@ -299,21 +299,20 @@ def summarize(arguments, workload, matmul_before, matmul_after, straightforward,
             "gflops_per_cpu_second": total_flops / timing["cpu_seconds"] / 1e9,
             "fraction_of_matmul_per_cpu_second": total_flops / timing["cpu_seconds"] / 1e9 / matmul_per_cpu,
         }
-    for name, fast in fast_paths.items():
-        if straightforward is None:
-            continue
+    if straightforward is not None:
         reference = np.stack(straightforward["predictions"])
-        candidate = np.stack(fast["predictions"])
         spread = np.maximum(reference.std(axis=1), 1e-12)
-        result[name]["deviation_from_straightforward"] = {
-            "max_abs": float(np.max(np.abs(candidate - reference))),
-            "max_abs_over_response_sd": float(np.max(np.max(np.abs(candidate - reference), axis=1) / spread)),
-        }
-        result[name]["speed_ratio_over_straightforward"] = (
-            straightforward["predict_seconds"] / fast["predict_seconds"])
-        result[name]["end_to_end_speed_ratio"] = (
-            (straightforward["predict_seconds"] + result["straightforward"]["setup_seconds"])
-            / (fast["predict_seconds"] + result[name]["setup_seconds"]))
+        for name, fast in fast_paths.items():
+            difference = np.abs(np.stack(fast["predictions"]) - reference)
+            result[name]["deviation_from_straightforward"] = {
+                "max_abs": float(np.max(difference)),
+                "max_abs_over_response_sd": float(np.max(np.max(difference, axis=1) / spread)),
+            }
+            result[name]["speed_ratio_over_straightforward"] = (
+                straightforward["predict_seconds"] / fast["predict_seconds"])
+            result[name]["end_to_end_speed_ratio"] = (
+                (straightforward["predict_seconds"] + result["straightforward"]["setup_seconds"])
+                / (fast["predict_seconds"] + result[name]["setup_seconds"]))
     result["peak_rss_process_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return result
 

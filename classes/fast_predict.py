@@ -87,13 +87,28 @@ class StackedModels:
 
     Attributes:
         models: the folded models, in the order given.
-        tensors: per model, its folded arrays as TensorFlow constants.
     """
 
     models: tuple[FoldedModel, ...]
-    tensors: tuple
-    # The kernel engine's layouts, made on first use.
-    kernel_models: list = field(default_factory=list, repr=False, compare=False)
+    # Per engine, the models laid out for it; made on first use, so each
+    # run builds only what its engine reads.
+    _layouts: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def layout(self, engine: str):
+        """The models as ``engine`` ("kernel" or "tensorflow") reads them.
+
+        Returns:
+            "kernel": a list of :class:`classes.fast_kernel.KernelModel`;
+            "tensorflow": per model, its folded arrays as TensorFlow constants.
+        """
+        if engine not in self._layouts:
+            if engine == "kernel":
+                self._layouts[engine] = [prepare_kernel_model(model) for model in self.models]
+            else:
+                self._layouts[engine] = tuple(
+                    tuple(tf.constant(array) for array in model.arrays) for model in self.models
+                )
+        return self._layouts[engine]
 
     @property
     def num_models(self) -> int:
@@ -147,9 +162,9 @@ def stack_compact_models(models_or_weight_lists, names=None) -> StackedModels:
     names = [str(name) for name in names]
     if len(names) != len(items):
         raise ValueError(f"Got {len(names)} names for {len(items)} models.")
-    folded = tuple(fold_weights(weights_of(item), name) for item, name in zip(items, names, strict=True))
-    tensors = tuple(tuple(tf.constant(array) for array in model.arrays) for model in folded)
-    return StackedModels(folded, tensors)
+    return StackedModels(
+        tuple(fold_weights(weights_of(item), name) for item, name in zip(items, names, strict=True))
+    )
 
 
 def resolve_engine(engine: str) -> str:
@@ -195,7 +210,8 @@ def predict_stacked(
             the RGB means; see :func:`classes.preprocessing.recenter_images`).
         batch_size: images per graph call (TensorFlow) or per job (kernel).
         group_size: models per graph call (TensorFlow engine only).
-        show_progress: show a tqdm bar over calls or jobs.
+        show_progress: show a tqdm bar (over models with the kernel, over
+            graph calls with TensorFlow).
         engine: ``"auto"``, ``"kernel"`` or ``"tensorflow"`` (see the module
             docstring); the responses are the same within float32 rounding.
         threads: kernel worker threads; None uses every CPU this process
@@ -224,13 +240,11 @@ def predict_stacked(
     if num_images == 0:
         return np.zeros((stacked.num_models, 0), dtype=np.float32)
     if engine == "kernel":
-        if not stacked.kernel_models:
-            stacked.kernel_models.extend(prepare_kernel_model(model) for model in stacked.models)
         return predict_with_kernel(
-            stacked.kernel_models, images, images_per_job=batch_size, threads=threads,
+            stacked.layout("kernel"), images, images_per_job=batch_size, threads=threads,
             show_progress=show_progress,
         )
-    return predict_with_graph(stacked.tensors, images, batch_size, group_size, show_progress)
+    return predict_with_graph(stacked.layout("tensorflow"), images, batch_size, group_size, show_progress)
 
 
 def _as_model_id(identifier) -> ModelId:

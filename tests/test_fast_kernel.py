@@ -12,10 +12,15 @@ from classes.images import load_images
 from classes.preprocessing import recenter_images
 
 
-def test_kernel_runs_on_every_cpu_it_was_written_for():
-    """On x86-64 with AVX-512F and FMA (CI's machines) a broken build must fail, not fall back."""
+@pytest.fixture
+def kernel_cpu():
+    """Skips unless this CPU is one the kernel was written for (x86-64, AVX-512F, FMA)."""
     if fast_kernel.cpu_supports_kernel() is not None:
         pytest.skip(f"not such a CPU: {fast_kernel.cpu_supports_kernel()}")
+
+
+def test_kernel_runs_on_every_cpu_it_was_written_for(kernel_cpu):
+    """On x86-64 with AVX-512F and FMA (CI's machines) a broken build must fail, not fall back."""
     assert fast_kernel.kernel_unavailable_reason() is None
     assert resolve_engine("auto") == "kernel"
 
@@ -70,9 +75,7 @@ def fresh_kernel_state(monkeypatch, tmp_path):
     monkeypatch.setenv("COWLEY2023_KERNEL_CACHE", str(tmp_path))
 
 
-def test_a_failed_compilation_is_reported_and_leaves_nothing_behind(monkeypatch, tmp_path):
-    if fast_kernel.cpu_supports_kernel() is not None:
-        pytest.skip(f"not such a CPU: {fast_kernel.cpu_supports_kernel()}")
+def test_a_failed_compilation_is_reported_and_leaves_nothing_behind(kernel_cpu, monkeypatch, tmp_path):
     fresh_kernel_state(monkeypatch, tmp_path)
     monkeypatch.setenv("CC", "false")  # a "compiler" that always fails
     reason = fast_kernel.kernel_unavailable_reason()
@@ -83,9 +86,7 @@ def test_a_failed_compilation_is_reported_and_leaves_nothing_behind(monkeypatch,
     assert list(tmp_path.iterdir()) == []
 
 
-def test_compilation_writes_one_library_and_reuses_it(monkeypatch, tmp_path):
-    if fast_kernel.cpu_supports_kernel() is not None:
-        pytest.skip(f"not such a CPU: {fast_kernel.cpu_supports_kernel()}")
+def test_compilation_writes_one_library_and_reuses_it(kernel_cpu, monkeypatch, tmp_path):
     fresh_kernel_state(monkeypatch, tmp_path)
     assert fast_kernel.kernel_unavailable_reason() is None
     built = list(tmp_path.iterdir())
