@@ -44,14 +44,14 @@ import sys
 
 import numpy as np
 
-from classes.outputs import (
+from classes.reporting.script_support import start_script
+from classes.runtime.outputs import (
     add_common_arguments,
     comparison_row,
     format_comparison_table,
     save_figure,
     write_json,
 )
-from classes.script_support import start_script
 
 SCRIPT_NAME = "script1_plot_responses"
 GRID_COLUMNS = 8
@@ -73,7 +73,7 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     )
     add_common_arguments(parser)
     arguments = parser.parse_args(argv)
-    from classes.sessions import get_session
+    from classes.data.sessions import get_session
 
     try:
         session = get_session(arguments.session)
@@ -117,7 +117,7 @@ def response_summary(responses: np.ndarray) -> dict:
 
 def repeat_summary(raw: np.ndarray, averaged: np.ndarray) -> dict:
     """Repeats per image from raw responses, and their agreement with the average."""
-    from classes.responses import repeat_average
+    from classes.data.responses import repeat_average
 
     counts = np.sum(~np.isnan(raw), axis=2)[0]
     difference = np.abs(repeat_average(raw) - averaged)
@@ -134,7 +134,7 @@ def repeat_summary(raw: np.ndarray, averaged: np.ndarray) -> dict:
 
 def compare_with_table(session, averaged: np.ndarray, repeats: dict | None) -> list[dict]:
     """Published-vs-file rows for one session's Ext. Data Table 1 entry."""
-    from classes.sessions import training_image_indices
+    from classes.data.sessions import training_image_indices
 
     rows = [
         comparison_row(
@@ -233,7 +233,7 @@ def _plot_heatmap(figure_part, responses, session, sort_neurons):
     )
     colorbar = figure_part.colorbar(image, ax=axis, fraction=0.03, pad=0.01)
     colorbar.set_label("spike count per 100 ms, repeat-averaged")
-    from classes.sessions import training_image_indices
+    from classes.data.sessions import training_image_indices
 
     if session.is_held_out_test:
         half = session.num_images_in_file // 2
@@ -257,9 +257,9 @@ def main(argv=None) -> dict:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from classes.images import image_zip_path, load_images
-    from classes.responses import load_raw, load_repeat_averaged
-    from classes.sessions import get_session
+    from classes.data.images import image_zip_path, load_images
+    from classes.data.responses import load_raw, load_repeat_averaged
+    from classes.data.sessions import get_session
 
     session = get_session(arguments.session)
     try:

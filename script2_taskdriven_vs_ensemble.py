@@ -14,7 +14,7 @@ members, and no raw repeats of the test sessions. So:
 - with ``--resnet50-weights`` (and ``--ensemble-dir`` holding
   ``ensemble_model_member<i>.keras``) the per-neuron R2 are computed, with
   the noise-corrected R2 APPROXIMATE (Poisson noise model, trial variance =
-  mean count; see classes/performance.py); test session 211022 has no image
+  mean count; see classes/scoring/performance.py); test session 211022 has no image
   zip and is left out;
 - without them it says which results are not computable and which files are
   missing, and still checks the ensemble member's architecture (layer names,
@@ -49,30 +49,31 @@ import time
 
 import numpy as np
 
-from classes import metrics, outputs
-from classes.ensemble_architecture import FULL_CONFIG, build_member, parameter_counts
-from classes.ensemble_embeddings import ensemble_mapped_predictions
-from classes.ensemble_files import find_member_files, load_ensemble
-from classes.ensemble_summary import (
+from classes.data.images import available_image_sessions, load_images
+from classes.data.responses import load_repeat_averaged
+from classes.data.sessions import TEST_SESSIONS, get_session, held_out_indices
+from classes.ensemble.architecture import FULL_CONFIG, build_member, parameter_counts
+from classes.ensemble.embeddings import ensemble_mapped_predictions
+from classes.ensemble.files import find_member_files, load_ensemble
+from classes.ensemble.summary import (
     compare_with_summary,
     parse_summary_tables,
     release_member_table,
     release_summary_path,
 )
-from classes.factorized_mapping import FactorizedMapping
-from classes.images import available_image_sessions, load_images
-from classes.performance import POISSON_LABEL
-from classes.responses import load_repeat_averaged
-from classes.ridge_mapping import RidgeMapping
-from classes.script_support import report_results, run_script, start_script
-from classes.sessions import TEST_SESSIONS, get_session, held_out_indices
-from classes.taskdriven_features import (
+from classes.ensemble.taskdriven_features import (
     RANDOM_FEATURES_LABEL,
     build_feature_extractor,
     extract_features,
     random_patch_features,
     resolve_weights_path,
 )
+from classes.reporting.script_support import report_results, run_script, start_script
+from classes.runtime import outputs
+from classes.scoring import metrics
+from classes.scoring.factorized_mapping import FactorizedMapping
+from classes.scoring.performance import POISSON_LABEL
+from classes.scoring.ridge_mapping import RidgeMapping
 
 SCRIPT_NAME = "script2_taskdriven_vs_ensemble"
 MAPPINGS = ("ridge", "factorized")

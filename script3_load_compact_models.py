@@ -41,7 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
-from classes.outputs import (
+from classes.reporting.script_support import exit_on_user_error, start_script
+from classes.runtime.outputs import (
     add_common_arguments,
     comparison_row,
     format_comparison_table,
@@ -49,7 +50,6 @@ from classes.outputs import (
     write_csv,
     write_json,
 )
-from classes.script_support import exit_on_user_error, start_script
 
 SCRIPT_NAME = "script3_load_compact_models"
 REFERENCE = "keras"
@@ -84,7 +84,7 @@ def parse_arguments(argv=None) -> argparse.Namespace:
 
 
 def _agreement(reference: np.ndarray, responses: np.ndarray) -> dict:
-    from classes.compact_model_torch import relative_max_difference
+    from classes.compact.torch_port import relative_max_difference
 
     difference = np.abs(reference.astype(np.float64) - responses.astype(np.float64))
     return {
@@ -103,15 +103,15 @@ def predict_every_format(identifier, images, data_root, batch_size: int) -> dict
         ``{format: {"status": "ok", "responses": (n,)}`` or ``{"status":
         "unavailable", "reason": ...}}``, in the order of ``FORMATS``.
     """
-    from classes import compact_model_torch
-    from classes.compact_model import (
+    from classes.compact import torch_port as compact_model_torch
+    from classes.compact.model import (
         build_compact_model,
         load_compact_model,
         model_file,
         save_compact_model,
     )
-    from classes.compact_model_tools import nums_filters_of, predict_responses
-    from classes.quiet_tensorflow import keras
+    from classes.compact.tools import nums_filters_of, predict_responses
+    from classes.runtime.quiet_tensorflow import keras
 
     results = {}
 
@@ -187,7 +187,7 @@ def format_agreement_table(formats: dict) -> str:
 
 def release_comparison_rows(formats: dict) -> list[dict]:
     """The release's "Torch within about 1% of Keras" against what is measured."""
-    from classes.compact_model_torch import MEASURED_MAX_RELATIVE_DIFFERENCE
+    from classes.compact.torch_port import MEASURED_MAX_RELATIVE_DIFFERENCE
 
     release = formats["torch_release"]
     if release["status"] != "ok":
@@ -291,8 +291,8 @@ def plot_agreement(formats: dict, title: str):
 
 def run(arguments, data_root: Path, output_dir: Path) -> dict:
     """Loads, predicts, compares and writes the outputs; returns the JSON content."""
-    from classes.compact_model import load_nums_filters, model_id
-    from classes.compact_model_torch import evaluation_images
+    from classes.compact.model import load_nums_filters, model_id
+    from classes.compact.torch_port import evaluation_images
 
     started = time.time()
     identifier = model_id(arguments.session, arguments.neuron)

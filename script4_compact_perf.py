@@ -19,7 +19,7 @@ Command::
 
 Expected run time on a 2-core CPU: under 2 minutes (1 min 44 s measured)
 once the images' decode cache exists (first run: add ~10 s to decode the zips and ~1 s to compile
-the fast path's C kernel, classes/fast_kernel.c).
+the fast path's C kernel, classes/prediction/kernel.c).
 
 Published numbers compared with (Cowley et al. 2023, Fig. 1h-i):
 219 compact models; median 164 convolutional filters; ensemble about 60
@@ -36,20 +36,25 @@ import time
 
 import numpy as np
 
-from classes import outputs
-from classes.compact_model import load_nums_filters
-from classes.compact_model_tools import count_convolutional_filters
-from classes.ensemble_predictions import load_ensemble_predictions
-from classes.fast_predict import ENGINES, resolve_engine
-from classes.images import available_image_sessions, load_images
-from classes.model_choice import choose_test_models
-from classes.model_size import compact_parameter_count, ensemble_parameter_count
-from classes.performance import POISSON_LABEL, poisson_approximation_check, score_session
-from classes.predict_many import predict_many_models
-from classes.preprocessing import recenter_images
-from classes.responses import available_response_sessions
-from classes.script_support import format_timings, report_results, run_script, start_script
-from classes.sessions import TEST_SESSIONS, held_out_indices
+from classes.compact.choice import choose_test_models
+from classes.compact.model import load_nums_filters
+from classes.compact.model_size import compact_parameter_count, ensemble_parameter_count
+from classes.compact.tools import count_convolutional_filters
+from classes.data.images import available_image_sessions, load_images
+from classes.data.preprocessing import recenter_images
+from classes.data.responses import available_response_sessions
+from classes.data.sessions import TEST_SESSIONS, held_out_indices
+from classes.ensemble.predictions import load_ensemble_predictions
+from classes.prediction.api import predict_many_models
+from classes.prediction.stacked import ENGINES, resolve_engine
+from classes.reporting.script_support import (
+    format_timings,
+    report_results,
+    run_script,
+    start_script,
+)
+from classes.runtime import outputs
+from classes.scoring.performance import POISSON_LABEL, poisson_approximation_check, score_session
 
 SCRIPT_NAME = "script4_compact_perf"
 POISSON_CHECK_SESSIONS = ("201016", "210325")
@@ -263,7 +268,7 @@ def run(arguments) -> dict:
         per_neuron.append(entry)
     outputs.write_csv(output_dir / "per_neuron.csv", per_neuron)
 
-    from classes.compact_perf_figures import figure_performance, figure_sizes
+    from classes.figures.compact_perf import figure_performance, figure_sizes
 
     outputs.save_figure(figure_sizes(sizes["parameters"], sizes["filters"], nums_filters, ensemble["ensemble"]),
                         output_dir / "fig1i_model_sizes")

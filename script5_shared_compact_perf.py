@@ -6,7 +6,7 @@ the held-out half of every test session whose images are in the release
 (190923, 201025, 210225; images 601-1200). Each session's neurons are taken
 from the 219 outputs (order: 190923's 33, 201025's 89, 210225's 55,
 211022's 42) and scored exactly as script4 scores the individual compact
-models (:func:`classes.performance.score_session`): Pearson r and raw R2
+models (:func:`classes.scoring.performance.score_session`): Pearson r and raw R2
 against the repeat-averaged responses (exact), and an APPROXIMATE
 noise-corrected R2 under a Poisson noise model (trial variance = mean count,
 repeats from the session table), because the test sessions' raw repeats are
@@ -27,8 +27,8 @@ Command::
 
 Expected run time on this 2-core CPU: about 15 minutes (measured 15.7 min
 with other jobs sharing the machine: the 56 shared models on 1,800 images
-9 min through classes/shared_fast_predict.py, BN folded and one traced graph;
-the 219 compact models 6.4 min through classes/fast_predict.py).
+9 min through classes/prediction/shared.py, BN folded and one traced graph;
+the 219 compact models 6.4 min through classes/prediction/stacked.py).
 
 Measured (177 neurons, mean noise-corrected R2, APPROXIMATE, Poisson): the
 individual compact models 0.565 +/- 0.011; from_ensemble_model rises from
@@ -50,22 +50,17 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from classes import outputs
-from classes.compact_model import all_model_ids
-from classes.images import available_image_sessions, load_images
-from classes.model_choice import choose_from, choose_test_models
-from classes.performance import POISSON_LABEL, score_session
-from classes.predict_many import predict_many_models
-from classes.preprocessing import recenter_images
-from classes.script_support import format_timings, report_results, run_script, start_script
-from classes.sessions import TEST_SESSIONS, held_out_indices
-from classes.shared_compact_model import (
+from classes.compact.choice import choose_from, choose_test_models
+from classes.compact.model import all_model_ids
+from classes.compact.shared_model import (
     NUMS_SHARED_FILTERS,
     TEACHERS,
     load_shared_compact_model,
 )
-from classes.shared_fast_predict import DEFAULT_BATCH_SIZE, fold_shared_model, predict_shared_fast
-from classes.shared_perf_report import (
+from classes.data.images import available_image_sessions, load_images
+from classes.data.preprocessing import recenter_images
+from classes.data.sessions import TEST_SESSIONS, held_out_indices
+from classes.figures.shared_perf import (
     COMPACT_LABEL,
     METRICS,
     comparison_rows,
@@ -74,6 +69,16 @@ from classes.shared_perf_report import (
     order_check,
     summary_table,
 )
+from classes.prediction.api import predict_many_models
+from classes.prediction.shared import DEFAULT_BATCH_SIZE, fold_shared_model, predict_shared_fast
+from classes.reporting.script_support import (
+    format_timings,
+    report_results,
+    run_script,
+    start_script,
+)
+from classes.runtime import outputs
+from classes.scoring.performance import POISSON_LABEL, score_session
 
 SCRIPT_NAME = "script5_shared_compact_perf"
 
@@ -91,7 +96,7 @@ def parse_arguments(argv=None):
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
                         help="images per graph call of the shared models")
     parser.add_argument("--path", choices=("fast", "keras"), default="fast",
-                        help="how to predict the individual compact models: 'fast' (classes/fast_predict.py, "
+                        help="how to predict the individual compact models: 'fast' (classes/prediction/stacked.py, "
                         "BN folded, models stacked) or 'keras' (each .keras model called; slow reference)")
     outputs.add_common_arguments(parser)
     arguments = parser.parse_args(argv)
@@ -176,7 +181,7 @@ def run(arguments) -> dict:
     order_results = {}
     pairs = [(teacher, count) for teacher in teachers for count in filters]
     for teacher, count in tqdm(pairs, desc="shared compact models"):
-        # Folded BN and one traced graph for all 56 models (classes/shared_fast_predict.py).
+        # Folded BN and one traced graph for all 56 models (classes/prediction/shared.py).
         folded = fold_shared_model(load_shared_compact_model(teacher, count, data_root))
         predictions = predict_shared_fast(folded, evaluation_images, arguments.batch_size)
         by_session = {}

@@ -20,7 +20,7 @@ Data Fig. 3 sheet), saving ``all/<model>.npy`` and ``.json`` atomically and
 skipping models already done, so an interrupted run resumes; it then gives
 the across-model percent changes (Fig. 2b-c counterpart).
 
-Percent changes (classes/percent_changes.py): compact models output centred
+Percent changes (classes/scoring/percent_changes.py): compact models output centred
 values, so the headline ``calibrated`` change maps outputs to predicted spike
 counts by a line fitted on the model's own session (fit half, images 1-600);
 ``raw`` (plain formula, NaN where the reference is not positive) and
@@ -59,9 +59,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from classes import outputs
-from classes.candidate_images import load_image_pool, normal_image_sessions
-from classes.causal_images import (
+from classes.analysis.causal_images import (
     DEFAULT_MAX_PIXEL_CHANGE,
     DEFAULT_NUM_SMOOTHED_PATCHES,
     DEFAULT_SALIENCY_PATCH,
@@ -71,35 +69,8 @@ from classes.causal_images import (
     saliency_map,
     smooth_minus_image,
 )
-from classes.compact_model import (
-    ModelId,
-    all_model_ids,
-    load_compact_model,
-    model_id,
-    parse_model_stem,
-)
-from classes.images import available_image_sessions
-from classes.percent_changes import (
-    KINDS,
-    PUBLISHED,
-    format_change,
-    format_published,
-    percent_changes,
-    status_against,
-    summarize,
-)
-from classes.response_calibration import calibrate_models, pool_responses
-from classes.script_support import format_timings, run_script, start_script
-from classes.synthesis import DEFAULT_NUM_STEPS, synthesize_images
-from classes.synthesis_figures import (
-    close,
-    figure_across,
-    figure_percent_changes,
-    figure_saliency,
-    figure_sheet,
-    image_grid,
-)
-from classes.synthesis_sheet import (
+from classes.analysis.synthesis import DEFAULT_NUM_STEPS, synthesize_images
+from classes.analysis.synthesis_sheet import (
     across_model_rows,
     is_done,
     load_records,
@@ -107,6 +78,35 @@ from classes.synthesis_sheet import (
     per_model_changes,
     summarize_records,
     write_record,
+)
+from classes.compact.model import (
+    ModelId,
+    all_model_ids,
+    load_compact_model,
+    model_id,
+    parse_model_stem,
+)
+from classes.data.candidate_images import load_image_pool, normal_image_sessions
+from classes.data.images import available_image_sessions
+from classes.figures.synthesis import (
+    close,
+    figure_across,
+    figure_percent_changes,
+    figure_saliency,
+    figure_sheet,
+    image_grid,
+)
+from classes.reporting.script_support import format_timings, run_script, start_script
+from classes.runtime import outputs
+from classes.scoring.calibration import calibrate_models, pool_responses
+from classes.scoring.percent_changes import (
+    KINDS,
+    PUBLISHED,
+    format_change,
+    format_published,
+    percent_changes,
+    status_against,
+    summarize,
 )
 
 SCRIPT_NAME = "script6_synthesize"

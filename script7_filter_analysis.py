@@ -2,7 +2,7 @@
 
 - Fig. 3a: filters per layer of all 219 compact models (dots) and medians.
 - Fig. 3b: kernel similarity between the kernels of the same layer in two
-  models (definition in :mod:`classes.kernel_similarity`: symmetrised mean
+  models (definition in :mod:`classes.analysis.kernel_similarity`: symmetrised mean
   best-match absolute cosine similarity; layer 0's 5x5x3 kernels, layers
   1-4's 5x5 depthwise kernels), over 500 random pairs of models (mean and
   s.d.) and over all pairs, against standard-normal kernels of the same
@@ -56,28 +56,39 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from classes import outputs
-from classes.cka import GramStore, activity_features, cka_matrix, normalized_gram, position_subset
-from classes.compact_model import (
-    NUM_LAYERS,
-    all_model_ids,
-    load_nums_filters,
-    load_weights_npy,
+from classes.analysis.cka import (
+    GramStore,
+    activity_features,
+    cka_matrix,
+    normalized_gram,
+    position_subset,
 )
-from classes.filter_analysis_figures import (
-    figure_cka,
-    figure_filters,
-    figure_kernel_similarity,
-    figure_signal,
-)
-from classes.kernel_similarity import (
+from classes.analysis.kernel_similarity import (
     all_pair_similarities,
     kernels_from_weights,
     permutation_test,
     sample_pair_similarities,
 )
-from classes.normal_images import load_normal_images
-from classes.script_support import format_timings, report_results, run_script, start_script
+from classes.compact.model import (
+    NUM_LAYERS,
+    all_model_ids,
+    load_nums_filters,
+    load_weights_npy,
+)
+from classes.data.normal_images import load_normal_images
+from classes.figures.filter_analysis import (
+    figure_cka,
+    figure_filters,
+    figure_kernel_similarity,
+    figure_signal,
+)
+from classes.reporting.script_support import (
+    format_timings,
+    report_results,
+    run_script,
+    start_script,
+)
+from classes.runtime import outputs
 
 SCRIPT_NAME = "script7_filter_analysis"
 MAP_SIZES = (112, 56, 28, 28, 28)

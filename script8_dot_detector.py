@@ -4,7 +4,7 @@
    radii ``--screen-radii``, on a ``--screen-grid`` x ``--screen-grid`` grid)
    and ``--num-natural`` normal images; its dot selectivity is
    ``(max dot response - mean natural) / (max natural - mean natural)``
-   (definitions in :mod:`classes.dot_analysis`). The most dot-selective
+   (definitions in :mod:`classes.analysis.dot_analysis`). The most dot-selective
    models are listed with their best dot and top natural image (Ext. Data
    Fig. 6-like panel).
 2. The most dot-selective model (or ``--model session/neuron``): maximizing
@@ -47,15 +47,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from classes import outputs
-from classes.compact_model import (
-    NUM_LAYERS,
-    all_model_ids,
-    load_compact_model,
-    load_weights_npy,
-    model_id,
-)
-from classes.dot_analysis import (
+from classes.analysis.dot_analysis import (
     ResponseFunction,
     ablation_scan,
     build_probe_set,
@@ -65,17 +57,30 @@ from classes.dot_analysis import (
     screen_responses,
     synthesize_maximizing_image,
 )
-from classes.dot_figures import (
+from classes.analysis.dot_stimuli import BLACK, WHITE, blank_image, grid_centers, single_dot_images
+from classes.compact.model import (
+    NUM_LAYERS,
+    all_model_ids,
+    load_compact_model,
+    load_weights_npy,
+    model_id,
+)
+from classes.data.normal_images import load_normal_images
+from classes.data.preprocessing import uncenter_images
+from classes.figures.dots import (
     figure_cumulative_ablation,
     figure_dot_selective_models,
     figure_dot_tuning,
     figure_filter_invariance,
     figure_maximizing_images,
 )
-from classes.dot_stimuli import BLACK, WHITE, blank_image, grid_centers, single_dot_images
-from classes.normal_images import load_normal_images
-from classes.preprocessing import uncenter_images
-from classes.script_support import format_timings, report_results, run_script, start_script
+from classes.reporting.script_support import (
+    format_timings,
+    report_results,
+    run_script,
+    start_script,
+)
+from classes.runtime import outputs
 
 SCRIPT_NAME = "script8_dot_detector"
 POLARITIES = {"black": BLACK, "white": WHITE}

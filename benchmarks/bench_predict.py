@@ -4,16 +4,16 @@ Workload: every compact model predicts the held-out half of its own test
 session's images: 190923 (33 models), 201025 (89) and 210225 (55), images
 601-1200 of each (211022's images are not in the release): 177 models x 600
 images, about 12 TFLOP of useful arithmetic
-(:func:`classes.fast_predict.compact_model_flops`).
+(:func:`classes.prediction.stacked.compact_model_flops`).
 
 The paths run in one process, on the same models and images:
 
 1. straightforward: load each ``.keras`` file
-   (:func:`classes.compact_model.load_compact_model`, timed separately) and
+   (:func:`classes.compact.model.load_compact_model`, timed separately) and
    call the model on batches of 64 through a compiled ``tf.function``
-   (:func:`classes.compact_model_tools.predict_responses`);
+   (:func:`classes.compact.tools.predict_responses`);
 2. fast: read the ``.npy`` weights, fold BatchNormalization and evaluate
-   with each engine of :mod:`classes.fast_predict`: ``kernel`` (the default
+   with each engine of :mod:`classes.prediction.stacked`: ``kernel`` (the default
    where it can run: the compiled kernel, layers 0 and 1 fused in cache) and
    ``tensorflow`` (one traced graph per group of models).
 
@@ -50,27 +50,27 @@ if __package__ in (None, ""):
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from classes import outputs  # noqa: E402
-from classes.compact_model import (  # noqa: E402
+from classes.compact.model import (  # noqa: E402
     load_compact_model,
     load_weights_npy,
     model_id,
     nums_filters_from_weights,
 )
-from classes.compact_model_tools import predict_responses  # noqa: E402
-from classes.fast_kernel import kernel_unavailable_reason  # noqa: E402
-from classes.fast_predict import (  # noqa: E402
+from classes.compact.tools import predict_responses  # noqa: E402
+from classes.data.images import load_images  # noqa: E402
+from classes.data.preprocessing import recenter_images  # noqa: E402
+from classes.data.sessions import get_session, held_out_indices  # noqa: E402
+from classes.prediction.kernel import kernel_unavailable_reason  # noqa: E402
+from classes.prediction.stacked import (  # noqa: E402
     DEFAULT_BATCH_SIZE,
     DEFAULT_GROUP_SIZE,
     compact_model_flops,
     predict_stacked,
     stack_compact_models,
 )
-from classes.images import load_images  # noqa: E402
-from classes.preprocessing import recenter_images  # noqa: E402
-from classes.quiet_tensorflow import tf  # noqa: E402
-from classes.script_support import exit_on_user_error, start_script  # noqa: E402
-from classes.sessions import get_session, held_out_indices  # noqa: E402
+from classes.reporting.script_support import exit_on_user_error, start_script  # noqa: E402
+from classes.runtime import outputs  # noqa: E402
+from classes.runtime.quiet_tensorflow import tf  # noqa: E402
 
 SCRIPT_NAME = "bench_predict"
 SESSIONS_WITH_IMAGES = ("190923", "201025", "210225")

@@ -19,14 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
-from classes import outputs
-from classes.compact_model import ModelId, model_id
-from classes.distillation import DistillationConfig, load_teacher_model, predict_teacher
-from classes.image_pool import build_image_pool, split_pool
-from classes.images import load_images
-from classes.preprocessing import recenter_images
-from classes.script_support import exit_on_user_error, start_script
-from classes.sessions import TEST_SESSIONS, held_out_indices
+from classes.compact.model import ModelId, model_id
+from classes.data.image_pool import build_image_pool, split_pool
+from classes.data.images import load_images
+from classes.data.preprocessing import recenter_images
+from classes.data.sessions import TEST_SESSIONS, held_out_indices
+from classes.reporting.script_support import exit_on_user_error, start_script
+from classes.runtime import outputs
+from classes.training.distillation import DistillationConfig, load_teacher_model, predict_teacher
 
 SCRIPT_NAME = "distill_and_prune"
 SETTINGS_FILE = "settings.json"
@@ -236,8 +236,8 @@ class TeacherCache:
         return self._compute(key, lambda: pool.load(positions))
 
     def block_targets(self, pool, config: DistillationConfig, column: int):
-        """``block_targets(block_index)`` for :func:`classes.distillation.distill`."""
-        from classes.distillation import block_slices
+        """``block_targets(block_index)`` for :func:`classes.training.distillation.distill`."""
+        from classes.training.distillation import block_slices
 
         slices = block_slices(len(pool), config.block_size)
 

@@ -3,7 +3,7 @@
 The teacher is the released shared compact model trained from the ensemble
 (200 filters); its output for the chosen neuron stands in for the ensemble's
 (whose weights the release lacks). The student is trained on the pool of
-:mod:`classes.image_pool` (every image of the release's zips, gaudy and
+:mod:`classes.data.image_pool` (every image of the release's zips, gaudy and
 mirrored too, test sessions' held-out halves kept out) with Adam 1e-4, MSE,
 batches of 64, smoothing layers 1-4 and the readout after every chunk.
 
@@ -26,8 +26,8 @@ paper's student is the 100-filter model that pruning starts from).
 
 from __future__ import annotations
 
-from classes.compact_model import build_compact_model
-from classes.quiet_tensorflow import keras
+from classes.compact.model import build_compact_model
+from classes.runtime.quiet_tensorflow import keras
 from code_distill_and_prune.common import neuron_folder, remove_stage_folder, run_stage
 from code_distill_and_prune.training_stage import prepare_training_stage, train_neuron
 

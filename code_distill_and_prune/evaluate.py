@@ -33,20 +33,21 @@ import time
 
 import numpy as np
 
-from classes import metrics, outputs
-from classes.compact_model import load_compact_model
-from classes.compact_model_tools import (
+from classes.compact.model import load_compact_model
+from classes.compact.tools import (
     count_convolutional_filters,
     nums_filters_of,
     predict_responses,
 )
-from classes.distillation import teacher_output_index
-from classes.images import load_images
-from classes.performance import POISSON_LABEL, score_session
-from classes.preprocessing import recenter_images
-from classes.pruning import squared_correlation
-from classes.quiet_tensorflow import keras
-from classes.sessions import get_session
+from classes.data.images import load_images
+from classes.data.preprocessing import recenter_images
+from classes.data.sessions import get_session
+from classes.runtime import outputs
+from classes.runtime.quiet_tensorflow import keras
+from classes.scoring import metrics
+from classes.scoring.performance import POISSON_LABEL, score_session
+from classes.training.distillation import teacher_output_index
+from classes.training.pruning import squared_correlation
 from code_distill_and_prune.common import (
     TeacherCache,
     build_pools,
@@ -77,8 +78,8 @@ def v4_scores(predictions, identifier, count: int | None, data_root) -> dict:
                                data_root=data_root)
         return {key: float(scores[key][0]) for key in ("pearson_r", "raw_r2", "noise_corrected_r2_poisson")}
     # A subset of the held-out half (--evaluation-images): the same metrics
-    # as classes.performance.score_session, on those images only.
-    from classes.responses import load_held_out
+    # as classes.scoring.performance.score_session, on those images only.
+    from classes.data.responses import load_held_out
 
     _, means, _ = load_held_out(identifier.session_id, data_root)
     means = means[[identifier.neuron], :count]

@@ -8,12 +8,12 @@ layer: input filters sorted by the variance of their depthwise output times
 the squared norm of their pointwise weights, and a binary search for the
 largest set of weakest filters whose removal keeps the fraction of variance
 of that next layer's pre-BN output above 0.9 (defined in
-:mod:`classes.pruning`). At least 3 filters stay per layer. The smaller
+:mod:`classes.training.pruning`). At least 3 filters stay per layer. The smaller
 network is rebuilt with the kept weights.
 
 ``--source teacher`` prunes instead the teacher's own network for the
 neuron (its 200-200-200-100-100 trunk with the neuron's readout, see
-:func:`classes.distillation.teacher_neuron_model`; written to ``prune_teacher/``):
+:func:`classes.training.distillation.teacher_neuron_model`; written to ``prune_teacher/``):
 a well-trained network, which shows what the pruning rule yields when the
 student could not be trained long enough here. The paper pruned a
 100-filter distilled student.
@@ -40,16 +40,16 @@ import time
 
 import numpy as np
 
-from classes import outputs
-from classes.compact_model import save_compact_model
-from classes.compact_model_tools import count_convolutional_filters, nums_filters_of
-from classes.distillation import (
+from classes.compact.model import save_compact_model
+from classes.compact.tools import count_convolutional_filters, nums_filters_of
+from classes.runtime import outputs
+from classes.training.distillation import (
     load_checkpoint,
     load_teacher_model,
     teacher_neuron_model,
     teacher_output_index,
 )
-from classes.pruning import prune_compact_model
+from classes.training.pruning import prune_compact_model
 from code_distill_and_prune.common import (
     TeacherCache,
     build_pools,

@@ -22,7 +22,7 @@ hours; the pruned network is several times cheaper per image than the
 
 from __future__ import annotations
 
-from classes.quiet_tensorflow import keras
+from classes.runtime.quiet_tensorflow import keras
 from code_distill_and_prune.common import neuron_folder, remove_stage_folder, run_stage
 from code_distill_and_prune.training_stage import prepare_training_stage, train_neuron
 

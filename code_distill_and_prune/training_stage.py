@@ -6,8 +6,8 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from classes.compact_model import ModelId
-from classes.distillation import DistillationConfig, distill, teacher_output_index
+from classes.compact.model import ModelId
+from classes.training.distillation import DistillationConfig, distill, teacher_output_index
 from code_distill_and_prune.common import (
     TeacherCache,
     build_pools,

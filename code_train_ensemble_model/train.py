@@ -36,32 +36,32 @@ from pathlib import Path
 
 import numpy as np
 
-from classes.data_root import resolve_data_root
-from classes.ensemble_architecture import (
+from classes.data.data_root import resolve_data_root
+from classes.data.images import available_image_sessions, load_images
+from classes.data.responses import load_repeat_averaged, load_training
+from classes.data.sessions import SESSIONS, VALIDATION_SESSION, get_session
+from classes.ensemble.architecture import (
     FULL_CONFIG,
     NUM_MEMBERS,
     SEED_BASE,
     TINY_CONFIG,
     MemberConfig,
 )
-from classes.ensemble_training import (
-    STRATEGIES,
-    SessionData,
-    TrainingSchedule,
-    poisson_validation,
-    train_member,
-)
-from classes.images import available_image_sessions, load_images
-from classes.outputs import write_json
-from classes.responses import load_repeat_averaged, load_training
-from classes.sessions import SESSIONS, VALIDATION_SESSION, get_session
-from classes.taskdriven_features import (
+from classes.ensemble.taskdriven_features import (
     RANDOM_FEATURES_LABEL,
     build_feature_extractor,
     extract_features,
     random_patch_features,
     resolve_weights_path,
 )
+from classes.ensemble.training import (
+    STRATEGIES,
+    SessionData,
+    TrainingSchedule,
+    poisson_validation,
+    train_member,
+)
+from classes.runtime.outputs import write_json
 
 TINY_DEFAULTS = {"max_images": 48, "validation_images": 80, "sessions": 2, "learning_rate": 0.05,
                  "batch_size": 16}

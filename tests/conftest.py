@@ -10,7 +10,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def _release_root():
-    from classes.data_root import resolve_data_root
+    from classes.data.data_root import resolve_data_root
 
     try:
         return resolve_data_root()

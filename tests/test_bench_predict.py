@@ -7,7 +7,7 @@ import json
 import pytest
 
 from benchmarks import bench_predict
-from classes.fast_kernel import kernel_unavailable_reason
+from classes.prediction.kernel import kernel_unavailable_reason
 
 
 def test_tiny_benchmark_times_every_path_and_compares_them(tmp_path, data_root):

@@ -1,5 +1,5 @@
-"""Adversarial, saliency and smooth- images (classes/causal_images.py), percent
-changes (classes/percent_changes.py) and the candidate pool (classes/candidate_images.py)."""
+"""Adversarial, saliency and smooth- images (classes/analysis/causal_images.py), percent
+changes (classes/scoring/percent_changes.py) and the candidate pool (classes/data/candidate_images.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from classes.candidate_images import load_image_pool, normal_image_sessions
-from classes.causal_images import (
+from classes.analysis.causal_images import (
     adversarial_images,
     patch_grid,
     predict_raw,
@@ -17,7 +16,8 @@ from classes.causal_images import (
     smooth_minus_image,
     smoothed,
 )
-from classes.percent_changes import (
+from classes.data.candidate_images import load_image_pool, normal_image_sessions
+from classes.scoring.percent_changes import (
     calibrated_percent_change,
     percent_change,
     percent_changes,
@@ -30,14 +30,14 @@ from classes.percent_changes import (
 
 @pytest.fixture(scope="module")
 def released_model(data_root):
-    from classes.compact_model import load_compact_model
+    from classes.compact.model import load_compact_model
 
     return load_compact_model("201025", 27, data_root=data_root)
 
 
 @pytest.fixture(scope="module")
 def natural_images(data_root):
-    from classes.images import load_images
+    from classes.data.images import load_images
 
     return load_images("201025", [601, 700, 800, 900], data_root=data_root)
 
@@ -92,7 +92,7 @@ def test_patch_grid_tiles_without_overlap():
 
 
 def test_normal_sessions_and_pool_match_the_zips(data_root):
-    from classes.images import load_images
+    from classes.data.images import load_images
 
     assert normal_image_sessions(data_root) == ["190923", "201025", "210224", "210225", "210621"]
     images, sources = load_image_pool(["190923", "201025"], data_root, size=12, seed=1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from classes.cka import (
+from classes.analysis.cka import (
     GramStore,
     activity_features,
     center_gram,
@@ -129,10 +129,10 @@ def test_gram_store_resumes_and_resets(tmp_path):
 
 def test_activity_features_match_keras(data_root):
     """The folded-BN evaluation equals the Keras model layer by layer."""
-    from classes.compact_model import all_model_ids, load_compact_model, load_weights_npy
-    from classes.images import load_images
-    from classes.preprocessing import recenter_images
-    from classes.quiet_tensorflow import keras
+    from classes.compact.model import all_model_ids, load_compact_model, load_weights_npy
+    from classes.data.images import load_images
+    from classes.data.preprocessing import recenter_images
+    from classes.runtime.quiet_tensorflow import keras
 
     identifier = all_model_ids()[40]
     images = recenter_images(load_images("190923", [1, 2, 3, 4, 5], data_root=data_root, use_cache=False))

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from scipy.signal import correlate2d
 
-from classes.compact_model import (
+from classes.compact.model import (
     WEIGHTS_PER_MODEL,
     ModelId,
     all_model_ids,
@@ -27,7 +27,7 @@ from classes.compact_model import (
     parse_model_stem,
     save_compact_model,
 )
-from classes.compact_model_tools import (
+from classes.compact.tools import (
     ablate_filters,
     count_convolutional_filters,
     count_parameters,
@@ -38,10 +38,10 @@ from classes.compact_model_tools import (
     predict_responses,
     readout_maps,
 )
-from classes.images import load_images
-from classes.preprocessing import recenter_images
-from classes.quiet_tensorflow import keras
-from classes.sessions import held_out_indices
+from classes.data.images import load_images
+from classes.data.preprocessing import recenter_images
+from classes.data.sessions import held_out_indices
+from classes.runtime.quiet_tensorflow import keras
 
 # Keras warns that a loaded model's input structure is a list; harmless here.
 pytestmark = pytest.mark.filterwarnings("ignore:The structure of `inputs`")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-import classes.data_root as data_root_module
-from classes.data_root import (
+import classes.data.data_root as data_root_module
+from classes.data.data_root import (
     ENVIRONMENT_VARIABLE,
     default_cache_dir,
     read_manifest,

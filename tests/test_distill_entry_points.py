@@ -7,14 +7,14 @@ import json
 import numpy as np
 import pytest
 
-from classes.compact_model import load_nums_filters, model_id
-from classes.compact_model_tools import nums_filters_of, predict_responses
-from classes.image_pool import VARIANTS, build_image_pool, pool_image_numbers, split_pool
-from classes.images import load_images
-from classes.preprocessing import gaudy_images, recenter_images
-from classes.pruning_rebuild import mask_pruned_filters
-from classes.quiet_tensorflow import keras
-from classes.responses import load_held_out
+from classes.compact.model import load_nums_filters, model_id
+from classes.compact.tools import nums_filters_of, predict_responses
+from classes.data.image_pool import VARIANTS, build_image_pool, pool_image_numbers, split_pool
+from classes.data.images import load_images
+from classes.data.preprocessing import gaudy_images, recenter_images
+from classes.data.responses import load_held_out
+from classes.runtime.quiet_tensorflow import keras
+from classes.training.pruning_rebuild import mask_pruned_filters
 
 
 def test_pool_keeps_held_out_halves_out_and_makes_variants(data_root):
@@ -101,7 +101,11 @@ def test_tiny_pipeline_runs_resumes_and_skips(data_root, tmp_path):
 
 
 def test_teacher_neuron_model_equals_the_teacher_column(data_root):
-    from classes.distillation import load_teacher_model, predict_teacher, teacher_neuron_model
+    from classes.training.distillation import (
+        load_teacher_model,
+        predict_teacher,
+        teacher_neuron_model,
+    )
 
     teacher = load_teacher_model(data_root)
     images = recenter_images(load_images("201025", [610, 1100], data_root=data_root))

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from classes.compact_model import build_compact_model
-from classes.compact_model_tools import get_kernels, predict_responses
-from classes.distillation import (
+from classes.compact.model import build_compact_model
+from classes.compact.tools import get_kernels, predict_responses
+from classes.runtime.quiet_tensorflow import keras
+from classes.training.distillation import (
     DistillationConfig,
     block_slices,
     compile_student,
@@ -21,7 +22,6 @@ from classes.distillation import (
     train_on_block,
     training_schedule,
 )
-from classes.quiet_tensorflow import keras
 
 NUMS = [3, 3, 3, 3, 3]
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from classes.dot_stimuli import (
+from classes.analysis.dot_stimuli import (
     BLACK,
     GRAY,
     WHITE,

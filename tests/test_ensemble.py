@@ -5,9 +5,34 @@ import json
 import numpy as np
 import pytest
 
-from classes import ensemble_model as ensemble
-from classes import metrics
-from classes.ensemble_training import (
+from classes.ensemble.architecture import (
+    FULL_CONFIG,
+    READOUT_LAYERS,
+    TINY_CONFIG,
+    build_member,
+    member_config_of,
+    parameter_counts,
+    reset_readout,
+)
+from classes.ensemble.embeddings import (
+    ensemble_mapped_predictions,
+    member_embeddings,
+    member_outputs,
+)
+from classes.ensemble.files import (
+    find_member_files,
+    load_ensemble,
+    load_member,
+    member_file_name,
+    save_member,
+)
+from classes.ensemble.summary import (
+    compare_with_summary,
+    parse_summary_tables,
+    release_member_table,
+    release_summary_path,
+)
+from classes.ensemble.training import (
     SessionData,
     TrainingSchedule,
     masked_mean_squared_error,
@@ -16,21 +41,22 @@ from classes.ensemble_training import (
     validation_score,
     zscored_targets,
 )
-from classes.quiet_tensorflow import keras
-from classes.ridge_mapping import RidgeMapping
+from classes.runtime.quiet_tensorflow import keras
+from classes.scoring import metrics
+from classes.scoring.ridge_mapping import RidgeMapping
 
-TINY = ensemble.TINY_CONFIG
+TINY = TINY_CONFIG
 
 
 # --- Architecture against the release's summary ---------------------------------
 
 
 def test_member_matches_the_release_summary_exactly(data_root):
-    member = ensemble.build_member(ensemble.FULL_CONFIG, seed=31490)
-    table = ensemble.release_member_table(data_root)
+    member = build_member(FULL_CONFIG, seed=31490)
+    table = release_member_table(data_root)
     assert len(table) == 40 and table[-1].name == "embeddings"
-    assert ensemble.compare_with_summary(member, table) == []
-    counts = ensemble.parameter_counts(member)
+    assert compare_with_summary(member, table) == []
+    counts = parameter_counts(member)
     assert counts == {"trainable": 2_252_248, "non_trainable": 5_120, "optimizer": 2_252_250,
                       "total_with_optimizer": 4_509_618}
     assert member.output_shape == (None, 200)
@@ -38,30 +64,30 @@ def test_member_matches_the_release_summary_exactly(data_root):
 
 
 def test_a_different_member_is_told_apart_from_the_summary(data_root):
-    problems = ensemble.compare_with_summary(
-        ensemble.build_member(TINY), ensemble.release_member_table(data_root)
+    problems = compare_with_summary(
+        build_member(TINY), release_member_table(data_root)
     )
     assert any("initial_conv_layer: output shape (None, 14, 14, 32)" in line for line in problems)
     assert any("parameters" in line for line in problems)
 
 
 def test_seeds_make_members_reproducible_and_distinct():
-    first = ensemble.build_member(TINY, seed=31490)
-    again = ensemble.build_member(TINY, seed=31490)
-    other = ensemble.build_member(TINY, seed=31491)
+    first = build_member(TINY, seed=31490)
+    again = build_member(TINY, seed=31490)
+    other = build_member(TINY, seed=31491)
     for a, b in zip(first.get_weights(), again.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(first.get_weights()[0], other.get_weights()[0])
-    assert ensemble.member_config_of(first) == TINY
+    assert member_config_of(first) == TINY
 
 
 def test_reset_readout_touches_only_the_readout():
-    member = ensemble.build_member(TINY, seed=1)
+    member = build_member(TINY, seed=1)
     before = {layer.name: [w.copy() for w in layer.get_weights()] for layer in member.layers}
-    ensemble.reset_readout(member, seed=99)
+    reset_readout(member, seed=99)
     for layer in member.layers:
         changed = any(not np.array_equal(a, b) for a, b in zip(before[layer.name], layer.get_weights(), strict=True))
-        assert changed == (layer.name in ensemble.READOUT_LAYERS), layer.name
+        assert changed == (layer.name in READOUT_LAYERS), layer.name
 
 
 # --- Files -----------------------------------------------------------------------
@@ -73,42 +99,42 @@ def random_features(num_images, seed=0):
 
 
 def test_save_and_load_round_trip(tmp_path):
-    members = [ensemble.build_member(TINY, seed=seed) for seed in (5, 6)]
+    members = [build_member(TINY, seed=seed) for seed in (5, 6)]
     for index, member in zip((10, 2), members, strict=True):
-        ensemble.save_member(member, tmp_path / ensemble.member_file_name(index))
-    found = ensemble.find_member_files(tmp_path)
+        save_member(member, tmp_path / member_file_name(index))
+    found = find_member_files(tmp_path)
     assert [path.name for path in found] == [
         "ensemble_model_member2.keras", "ensemble_model_member10.keras"]
-    loaded = ensemble.load_ensemble(tmp_path)
+    loaded = load_ensemble(tmp_path)
     for original, reloaded in zip(members[::-1], loaded, strict=True):
         for a, b in zip(original.get_weights(), reloaded.get_weights(), strict=True):
             np.testing.assert_array_equal(a, b)
     features = random_features(5)
-    np.testing.assert_allclose(ensemble.member_outputs(loaded[0], features),
+    np.testing.assert_allclose(member_outputs(loaded[0], features),
                                np.asarray(members[1](features, training=False)), atol=1e-5)
-    assert ensemble.member_embeddings(loaded[1], features).shape == (5, 7, 7, 32)
+    assert member_embeddings(loaded[1], features).shape == (5, 7, 7, 32)
 
 
 def test_missing_or_corrupt_member_files_say_what_to_do(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        ensemble.find_member_files(tmp_path / "absent")
+        find_member_files(tmp_path / "absent")
     with pytest.raises(FileNotFoundError, match="ensemble_model_member<i>.keras"):
-        ensemble.find_member_files(tmp_path)
+        find_member_files(tmp_path)
     (tmp_path / "ensemble_model_member0.keras").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="corrupt"):
-        ensemble.load_member(tmp_path / "ensemble_model_member0.keras")
-    member = ensemble.build_member(TINY)
+        load_member(tmp_path / "ensemble_model_member0.keras")
+    member = build_member(TINY)
     with pytest.raises(ValueError, match=r"\(num_images, 14, 14, 16\)"):
-        ensemble.member_outputs(member, np.zeros((2, 14, 14, 1024), np.float32))
+        member_outputs(member, np.zeros((2, 14, 14, 1024), np.float32))
 
 
 def test_ensemble_prediction_is_the_mean_over_members():
-    members = [ensemble.build_member(TINY, seed=seed) for seed in (1, 2)]
+    members = [build_member(TINY, seed=seed) for seed in (1, 2)]
     fit, evaluation = random_features(60, 1), random_features(10, 2)
     responses = np.random.default_rng(3).poisson(4.0, (4, 60)).astype(float)
-    combined = ensemble.ensemble_mapped_predictions(members, fit, responses, evaluation, RidgeMapping)
-    separate = [RidgeMapping().fit(ensemble.member_embeddings(m, fit), responses)
-                .predict(ensemble.member_embeddings(m, evaluation)) for m in members]
+    combined = ensemble_mapped_predictions(members, fit, responses, evaluation, RidgeMapping)
+    separate = [RidgeMapping().fit(member_embeddings(m, fit), responses)
+                .predict(member_embeddings(m, evaluation)) for m in members]
     np.testing.assert_allclose(combined, np.mean(separate, axis=0), atol=1e-10)
     assert not np.allclose(separate[0], separate[1])
 
@@ -184,7 +210,7 @@ def test_the_saved_member_is_the_best_on_validation(training_runs):
     assert log["best_validation_median_r2"] == max(scores)
     best = scores.index(max(scores))
     assert log["best_at"][:2] == [log["history"][best]["epoch"], log["history"][best]["position"]]
-    member = ensemble.load_member(out / "ensemble_model_member0.keras")
+    member = load_member(out / "ensemble_model_member0.keras")
     assert validation_score(member, validation)[0] == pytest.approx(max(scores), abs=1e-6)
     written = json.loads((out / "training_log_member0.json").read_text())
     assert written["best_validation_median_r2"] == pytest.approx(max(scores))
@@ -200,8 +226,8 @@ def test_resuming_continues_where_it_stopped(training_runs):
     assert [s["session"] for s in second["history"]] == [s["session"] for s in whole["history"]]
     for resumed, reference in zip(second["history"], whole["history"], strict=True):
         assert resumed["pass_losses"] == pytest.approx(reference["pass_losses"], rel=1e-4)
-    resumed_member = ensemble.load_member(out / "ensemble_model_member0.keras")
-    reference_member = ensemble.load_member(runs["whole"][-1] / "ensemble_model_member0.keras")
+    resumed_member = load_member(out / "ensemble_model_member0.keras")
+    reference_member = load_member(runs["whole"][-1] / "ensemble_model_member0.keras")
     for a, b in zip(resumed_member.get_weights(), reference_member.get_weights(), strict=True):
         np.testing.assert_allclose(a, b, atol=1e-5)
 
@@ -226,7 +252,7 @@ def test_train_entry_point_tiny_on_the_release(tmp_path, data_root, capsys):
     assert log["status"] == "finished" and log["sessions"] == ["210305", "190925"]
     assert len(log["history"]) == 2 and "NOT ResNet50" in log["features"]
     assert any("skipped" in note for note in log["notes"])
-    member = ensemble.load_member(tmp_path / "ensemble_model_member0.keras")
+    member = load_member(tmp_path / "ensemble_model_member0.keras")
     assert member.input_shape == (None,) + TINY.feature_shape
     (again,) = train.main(arguments)  # a finished run is not trained again
     assert again["history"] == log["history"]
@@ -243,7 +269,7 @@ def test_train_entry_point_tiny_on_the_release(tmp_path, data_root, capsys):
 
 @pytest.mark.slow
 def test_resnet50_cut_from_a_weights_file(tmp_path, data_root):
-    from classes.taskdriven_features import build_feature_extractor, extract_features
+    from classes.ensemble.taskdriven_features import build_feature_extractor, extract_features
 
     base = keras.applications.ResNet50(weights=None, include_top=False, input_shape=(224, 224, 3))
     path = tmp_path / "resnet50.weights.h5"
@@ -251,15 +277,15 @@ def test_resnet50_cut_from_a_weights_file(tmp_path, data_root):
     extractor = build_feature_extractor("resnet50", path)
     np.testing.assert_array_equal(extractor.get_layer("conv4_block4_3_conv").get_weights()[0],
                                   base.get_layer("conv4_block4_3_conv").get_weights()[0])
-    text = ensemble.release_summary_path(data_root).read_text(encoding="utf-8")
-    assert ensemble.compare_with_summary(extractor, ensemble.parse_summary_tables(text)[0]) == []
+    text = release_summary_path(data_root).read_text(encoding="utf-8")
+    assert compare_with_summary(extractor, parse_summary_tables(text)[0]) == []
     images = np.random.default_rng(0).integers(0, 256, (2, 112, 112, 3), dtype=np.uint8)
     features = extract_features(extractor, images)
     assert features.shape == (2, 14, 14, 1024) and features.min() >= 0
 
 
 def test_missing_resnet50_weights_name_the_file(tmp_path, monkeypatch):
-    from classes.taskdriven_features import build_feature_extractor
+    from classes.ensemble.taskdriven_features import build_feature_extractor
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"):
@@ -272,7 +298,7 @@ def test_missing_resnet50_weights_name_the_file(tmp_path, monkeypatch):
 
 
 def test_random_patch_features_are_a_fixed_projection_of_patches():
-    from classes.taskdriven_features import random_patch_features
+    from classes.ensemble.taskdriven_features import random_patch_features
 
     images = np.random.default_rng(1).integers(0, 256, (3, 112, 112, 3), dtype=np.uint8)
     features = random_patch_features(images, num_channels=5, seed=4)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from classes.factorized_mapping import (
+from classes.scoring.factorized_mapping import (
     FactorizedMapping,
     Regularization,
     cross_validated_predictions,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import classes.fast_kernel as fast_kernel
-from classes.compact_model import load_weights_npy, model_id
-from classes.fast_predict import predict_stacked, resolve_engine, stack_compact_models
-from classes.images import load_images
-from classes.preprocessing import recenter_images
+import classes.prediction.kernel as fast_kernel
+from classes.compact.model import load_weights_npy, model_id
+from classes.data.images import load_images
+from classes.data.preprocessing import recenter_images
+from classes.prediction.stacked import predict_stacked, resolve_engine, stack_compact_models
 
 
 @pytest.fixture

@@ -5,23 +5,23 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from classes.compact_model import (
+from classes.compact.model import (
     ModelId,
     build_compact_model,
     load_compact_model,
     load_weights_npy,
     model_id,
 )
-from classes.fast_kernel import cpu_supports_kernel, kernel_unavailable_reason
-from classes.fast_predict import (
+from classes.data.images import load_images
+from classes.data.preprocessing import RECENTERED_MAX, RECENTERED_MIN, recenter_images
+from classes.prediction.kernel import cpu_supports_kernel, kernel_unavailable_reason
+from classes.prediction.stacked import (
     StackedModels,
     compact_model_flops,
     predict_models_on_images,
     predict_stacked,
     stack_compact_models,
 )
-from classes.images import load_images
-from classes.preprocessing import RECENTERED_MAX, RECENTERED_MIN, recenter_images
 
 # Real models chosen to span the sizes: the smallest and largest layer 0 of
 # 190923 and 201025, the largest K1, K2/K3 and K4, and the smallest K1.

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import classes.images as images_module
-from classes.images import (
+import classes.data.images as images_module
+from classes.data.images import (
     available_image_sessions,
     count_images,
     image_zip_path,
     load_images,
 )
-from classes.sessions import get_session
+from classes.data.sessions import get_session
 
 PRESENT = (
     "190923", "190925", "190927", "190928", "190929", "201025",

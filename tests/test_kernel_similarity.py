@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from classes.kernel_similarity import (
+from classes.analysis.kernel_similarity import (
     all_pair_similarities,
     kernel_similarity,
     kernels_from_weights,
@@ -99,8 +99,8 @@ def test_permutation_test():
 
 
 def test_kernels_from_weights_match_keras_layers(data_root):
-    from classes.compact_model import all_model_ids, load_compact_model, load_weights_npy
-    from classes.compact_model_tools import get_kernels
+    from classes.compact.model import all_model_ids, load_compact_model, load_weights_npy
+    from classes.compact.tools import get_kernels
 
     identifier = all_model_ids()[0]
     weights = load_weights_npy(identifier, data_root)

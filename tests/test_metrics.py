@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from classes import metrics
+from classes.scoring import metrics
 
 
 def simulate(true_r2, num_neurons=300, num_images=200, num_repeats=8,

@@ -1,8 +1,8 @@
-"""Choosing models from command-line text (classes/model_choice.py)."""
+"""Choosing models from command-line text (classes/compact/choice.py)."""
 
 import pytest
 
-from classes.model_choice import choose_from, choose_test_models, parse_neurons
+from classes.compact.choice import choose_from, choose_test_models, parse_neurons
 
 
 def test_choose_from_keeps_order_drops_duplicates_and_converts():

@@ -5,12 +5,12 @@ import re
 import numpy as np
 import pytest
 
-from classes import metrics
-from classes.compact_model import all_model_ids, load_nums_filters, model_file
-from classes.ensemble_predictions import load_ensemble_predictions
-from classes.model_size import compact_parameter_count, ensemble_parameter_count
-from classes.performance import poisson_approximation_check, score_session
-from classes.responses import load_held_out, load_raw
+from classes.compact.model import all_model_ids, load_nums_filters, model_file
+from classes.compact.model_size import compact_parameter_count, ensemble_parameter_count
+from classes.data.responses import load_held_out, load_raw
+from classes.ensemble.predictions import load_ensemble_predictions
+from classes.scoring import metrics
+from classes.scoring.performance import poisson_approximation_check, score_session
 
 
 def test_parameter_formula_equals_every_released_summary(data_root):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from classes.preprocessing import (
+from classes.data.preprocessing import (
     RECENTERED_MAX,
     RECENTERED_MIN,
     RGB_MEANS,

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from classes.compact_model import build_compact_model
-from classes.compact_model_tools import (
+from classes.compact.model import build_compact_model
+from classes.compact.tools import (
     depthwise_activity,
     get_kernels,
     layer_activity,
@@ -16,24 +16,24 @@ from classes.compact_model_tools import (
     predict_responses,
     set_kernels,
 )
-from classes.pruning import (
+from classes.runtime.quiet_tensorflow import keras
+from classes.training.pruning import (
     largest_passing_count,
     prune_compact_model,
     prune_last_layer,
     prune_through_next_layer,
     select_filters,
 )
-from classes.pruning_rebuild import (
+from classes.training.pruning_rebuild import (
     check_kept,
     mask_pruned_filters,
     prune_weights,
     rebuild_pruned_model,
 )
-from classes.pruning_statistics import (
+from classes.training.pruning_statistics import (
     collect_pruning_statistics,
     depthwise_variance,
 )
-from classes.quiet_tensorflow import keras
 
 NUMS = [6, 5, 4, 5, 6]
 KEPT = [[0, 2, 5], [1, 2, 4], [0, 3], [0, 1, 4], [1, 3, 4, 5]]
@@ -142,7 +142,7 @@ def test_statistics_match_direct_computation(model, images):
 @pytest.mark.parametrize("layer", [0, 2, 3])
 def test_fraction_of_variance_matches_masked_network(model, images, layer):
     """The Gram-matrix shortcut equals 1 - ||y_full - y_pruned||^2 / ||y_full - mean||^2."""
-    from classes.pruning import fraction_of_variance
+    from classes.training.pruning import fraction_of_variance
 
     statistics = collect_pruning_statistics(model, images, batch_size=4)
     removed = np.array([1, 3]) if NUMS[layer] > 3 else np.array([1])

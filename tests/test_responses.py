@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from classes.responses import (
+from classes.data.responses import (
     available_response_sessions,
     load_held_out,
     load_raw,
@@ -14,7 +14,7 @@ from classes.responses import (
     repeat_average,
     response_path,
 )
-from classes.sessions import SESSIONS, get_session
+from classes.data.sessions import SESSIONS, get_session
 
 RAW_SESSIONS = ("201016", "210325")
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from classes import metrics
-from classes.ridge_mapping import (
+from classes.scoring import metrics
+from classes.scoring.ridge_mapping import (
     RidgeMapping,
     cross_validated_noise_corrected_r2,
     cross_validated_predictions,

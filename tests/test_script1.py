@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import script1_plot_responses as script1
-from classes.responses import load_repeat_averaged
+from classes.data.responses import load_repeat_averaged
 
 
 @pytest.fixture(autouse=True)

@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 
 import script2_taskdriven_vs_ensemble as script2
-from classes import metrics
-from classes.ensemble_architecture import TINY_CONFIG, build_member
-from classes.ensemble_embeddings import member_embeddings
-from classes.ensemble_files import save_member
-from classes.images import load_images
-from classes.responses import load_repeat_averaged
-from classes.ridge_mapping import RidgeMapping
-from classes.taskdriven_features import random_patch_features
+from classes.data.images import load_images
+from classes.data.responses import load_repeat_averaged
+from classes.ensemble.architecture import TINY_CONFIG, build_member
+from classes.ensemble.embeddings import member_embeddings
+from classes.ensemble.files import save_member
+from classes.ensemble.taskdriven_features import random_patch_features
+from classes.scoring import metrics
+from classes.scoring.ridge_mapping import RidgeMapping
 
 
 @pytest.fixture

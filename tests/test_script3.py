@@ -8,7 +8,7 @@ import os
 import pytest
 
 import script3_load_compact_models as script3
-from classes.compact_model_torch import MEASURED_MAX_RELATIVE_DIFFERENCE, torch_available
+from classes.compact.torch_port import MEASURED_MAX_RELATIVE_DIFFERENCE, torch_available
 
 # As in tests/test_torch_port.py: headroom over the measurement of
 # docs/torch_port.md, float-rounding floor for the exact port.

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 import script4_compact_perf as script4
-from classes.compact_model import load_compact_model
-from classes.compact_model_tools import predict_responses
-from classes.images import load_images
-from classes.preprocessing import recenter_images
+from classes.compact.model import load_compact_model
+from classes.compact.tools import predict_responses
+from classes.data.images import load_images
+from classes.data.preprocessing import recenter_images
 
 
 def read(out):
@@ -64,7 +64,7 @@ def test_scores_match_a_direct_computation(two_runs, data_root):
     rows, _, _ = two_runs["keras"]
     images = recenter_images(load_images("190923", np.arange(601, 1201), data_root=data_root))
     predictions = predict_responses(load_compact_model("190923", 4), images)
-    from classes.responses import load_repeat_averaged
+    from classes.data.responses import load_repeat_averaged
 
     means = load_repeat_averaged("190923")[4, 600:]
     assert float(rows[1]["pearson_r"]) == pytest.approx(np.corrcoef(predictions, means)[0, 1], abs=1e-5)

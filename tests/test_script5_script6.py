@@ -19,13 +19,13 @@ def read_csv(path):
 
 @pytest.mark.slow
 def test_script5_scores_match_a_direct_computation(data_root, tmp_path):
-    from classes.compact_model import load_compact_model
-    from classes.compact_model_tools import predict_responses
-    from classes.images import load_images
-    from classes.metrics import pearson_r
-    from classes.preprocessing import recenter_images
-    from classes.responses import load_held_out
-    from classes.shared_compact_model import load_shared_compact_model, predict_shared
+    from classes.compact.model import load_compact_model
+    from classes.compact.shared_model import load_shared_compact_model, predict_shared
+    from classes.compact.tools import predict_responses
+    from classes.data.images import load_images
+    from classes.data.preprocessing import recenter_images
+    from classes.data.responses import load_held_out
+    from classes.scoring.metrics import pearson_r
 
     summary = script5.main([
         "--teachers", "from_ensemble_model", "--filters", "5", "--sessions", "190923,211022",
@@ -77,8 +77,8 @@ def test_order_check_finds_a_permutation():
 
 @pytest.mark.slow
 def test_script6_default_run_writes_images_figures_and_changes(data_root, tmp_path):
-    from classes.causal_images import predict_raw
-    from classes.compact_model import load_compact_model
+    from classes.analysis.causal_images import predict_raw
+    from classes.compact.model import load_compact_model
 
     record = script6.main([
         "--session", "201025", "--neuron", "27", "--steps", "20", "--num-images", "2", "--num-minimizing", "1",
@@ -132,14 +132,14 @@ def test_script6_rejects_bad_arguments(tmp_path):
 
 
 def test_all_records_round_trip_and_resume_marker(tmp_path):
-    from classes.compact_model import model_id
-    from classes.synthesis_sheet import (
+    from classes.analysis.synthesis_sheet import (
         is_done,
         load_records,
         make_record,
         summarize_records,
         write_record,
     )
+    from classes.compact.model import model_id
 
     identifier = model_id("190923", 2)
     normal = np.array([1.0, 2.0, 3.0])  # mean 2, max 3, range 2
@@ -167,7 +167,7 @@ def test_all_records_round_trip_and_resume_marker(tmp_path):
 
 
 def test_parse_models_reads_both_spellings():
-    from classes.compact_model import model_id
+    from classes.compact.model import model_id
 
     assert script6.parse_models("190923/2, compact_model_201025_neuron27,190923/neuron2") == [
         model_id("190923", 2), model_id("201025", 27)]

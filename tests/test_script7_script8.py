@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from classes.dot_analysis import (
+from classes.analysis.dot_analysis import (
     ProbeSet,
     ResponseFunction,
     build_probe_set,
@@ -16,7 +16,7 @@ from classes.dot_analysis import (
     filters_ablated,
     invariance_index,
 )
-from classes.dot_stimuli import grid_centers, single_dot_images
+from classes.analysis.dot_stimuli import grid_centers, single_dot_images
 
 
 def test_invariance_index_known_values():
@@ -61,7 +61,7 @@ def test_probe_set_layout_and_evaluation():
 
 @pytest.fixture(scope="module")
 def dot_model(data_root):
-    from classes.compact_model import all_model_ids, load_compact_model
+    from classes.compact.model import all_model_ids, load_compact_model
 
     identifier = all_model_ids()[100]
     return load_compact_model(identifier.session_id, identifier.neuron, "npy", data_root=data_root)
@@ -70,9 +70,9 @@ def dot_model(data_root):
 @pytest.mark.parametrize("layer, filters", [(0, [0, 3]), (3, [0])])
 def test_ablation_equals_zeroing_keras_weights(dot_model, layer, filters):
     """In-place ablation = the library's ablate_filters = zeroing the weights by hand."""
-    from classes.compact_model import build_compact_model
-    from classes.compact_model_tools import ablate_filters, nums_filters_of, predict_responses
-    from classes.preprocessing import recenter_images
+    from classes.compact.model import build_compact_model
+    from classes.compact.tools import ablate_filters, nums_filters_of, predict_responses
+    from classes.data.preprocessing import recenter_images
 
     raw = single_dot_images(grid_centers(4).reshape(-1, 2)[:6], 3.0)
     images = recenter_images(raw)
@@ -96,7 +96,7 @@ def test_ablation_equals_zeroing_keras_weights(dot_model, layer, filters):
 
 
 def test_cumulative_ablation_of_a_whole_layer_flattens_tuning(dot_model):
-    from classes.dot_analysis import cumulative_ablation, num_filters
+    from classes.analysis.dot_analysis import cumulative_ablation, num_filters
 
     probe = build_probe_set([1, 4, 10], [[56, 56]], [1, 2], 3.0, grid_centers(28)[8:20, 8:20].reshape(-1, 2),
                             num_draws=1, dot_value=0, seed=0)
@@ -112,7 +112,7 @@ def test_cumulative_ablation_of_a_whole_layer_flattens_tuning(dot_model):
 
 
 def test_synthesis_raises_the_response(dot_model):
-    from classes.dot_analysis import synthesize_maximizing_image
+    from classes.analysis.dot_analysis import synthesize_maximizing_image
 
     start = np.random.default_rng(3).uniform(128, 178, size=(1, 112, 112, 3))
     image, response = synthesize_maximizing_image(dot_model, num_steps=15, seed=3)
@@ -188,9 +188,9 @@ def test_scripts_reject_bad_input(tmp_path):
 
 
 def test_normal_images_come_from_all_normal_sessions(data_root):
-    from classes.images import load_images
-    from classes.normal_images import load_normal_images, normal_image_pool
-    from classes.preprocessing import recenter_images
+    from classes.data.images import load_images
+    from classes.data.normal_images import load_normal_images, normal_image_pool
+    from classes.data.preprocessing import recenter_images
 
     pool = normal_image_pool(data_root)
     assert len(pool) == 5600

@@ -7,8 +7,8 @@ import re
 import numpy as np
 import pytest
 
-from classes import sessions
-from classes.sessions import (
+from classes.data import sessions
+from classes.data.sessions import (
     SESSIONS,
     TEST_SESSIONS,
     get_session,

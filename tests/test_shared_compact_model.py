@@ -1,12 +1,11 @@
-"""Shared compact models (classes/shared_compact_model.py) on the released files."""
+"""Shared compact models (classes/compact/shared_model.py) on the released files."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from classes.preprocessing import recenter_images
-from classes.shared_compact_model import (
+from classes.compact.shared_model import (
     NUMS_SHARED_FILTERS,
     TEACHERS,
     load_shared_compact_model,
@@ -14,6 +13,7 @@ from classes.shared_compact_model import (
     session_columns,
     shared_model_path,
 )
+from classes.data.preprocessing import recenter_images
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def shared_model(data_root):
 
 @pytest.fixture(scope="module")
 def held_out_images(data_root):
-    from classes.images import load_images
+    from classes.data.images import load_images
 
     return recenter_images(load_images("190923", np.arange(601, 1201, 20), data_root=data_root))
 
@@ -81,9 +81,9 @@ def test_session_columns_follow_the_release_order():
 
 def test_shared_outputs_match_the_compact_models_neuron_by_neuron(data_root, held_out_images):
     """Each shared output correlates best with its own neuron's compact model."""
-    from classes.causal_images import predict_raw
-    from classes.compact_model import load_compact_model
-    from classes.preprocessing import uncenter_images
+    from classes.analysis.causal_images import predict_raw
+    from classes.compact.model import load_compact_model
+    from classes.data.preprocessing import uncenter_images
 
     model = load_shared_compact_model("from_ensemble_model", 50, data_root)
     chosen = [("190923", 0), ("190923", 5), ("201025", 27), ("211022", 3)]
@@ -101,7 +101,7 @@ def test_shared_outputs_match_the_compact_models_neuron_by_neuron(data_root, hel
 
 @pytest.mark.parametrize("teacher", ["from_ensemble_model", "linear_from_ensemble_model"])
 def test_folded_fast_path_equals_the_keras_model(data_root, held_out_images, teacher):
-    from classes.shared_fast_predict import fold_shared_model, predict_shared_fast
+    from classes.prediction.shared import fold_shared_model, predict_shared_fast
 
     model = load_shared_compact_model(teacher, 10, data_root)
     folded = fold_shared_model(model)
@@ -116,8 +116,8 @@ def test_folded_fast_path_equals_the_keras_model(data_root, held_out_images, tea
 
 
 def test_folded_fast_path_rejects_bad_input(shared_model, held_out_images):
-    from classes.compact_model import build_compact_model
-    from classes.shared_fast_predict import predict_shared_fast
+    from classes.compact.model import build_compact_model
+    from classes.prediction.shared import predict_shared_fast
 
     with pytest.raises(ValueError, match="not a shared compact model"):
         predict_shared_fast(build_compact_model([3, 3, 3, 3, 3]), held_out_images)

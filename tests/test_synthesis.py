@@ -1,4 +1,4 @@
-"""Preferred-stimulus synthesis (classes/synthesis.py) on toy and released models."""
+"""Preferred-stimulus synthesis (classes/analysis/synthesis.py) on toy and released models."""
 
 from __future__ import annotations
 
@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from classes.preprocessing import RGB_MEANS
-from classes.quiet_tensorflow import keras
-from classes.synthesis import (
+from classes.analysis.synthesis import (
     gaussian_blur,
     gaussian_kernel_1d,
     initial_noise,
     response_function,
     synthesize_images,
 )
+from classes.data.preprocessing import RGB_MEANS
+from classes.runtime.quiet_tensorflow import keras
 
 
 def linear_model(weights: np.ndarray) -> keras.Model:
@@ -29,15 +29,15 @@ def linear_model(weights: np.ndarray) -> keras.Model:
 
 @pytest.fixture(scope="module")
 def released_model(data_root):
-    from classes.compact_model import load_compact_model
+    from classes.compact.model import load_compact_model
 
     return load_compact_model("190923", 0, data_root=data_root)
 
 
 @pytest.fixture(scope="module")
 def natural_responses(released_model, data_root):
-    from classes.causal_images import predict_raw
-    from classes.images import load_images
+    from classes.analysis.causal_images import predict_raw
+    from classes.data.images import load_images
 
     images = load_images("190923", np.arange(601, 1201, 6), data_root=data_root)
     return predict_raw(released_model, images)

@@ -19,7 +19,7 @@ if os.environ.get("CI"):
 else:
     torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install torch)")
 
-from classes.compact_model import (  # noqa: E402
+from classes.compact.model import (  # noqa: E402
     BN_EPSILON,
     all_model_ids,
     build_compact_model,
@@ -28,8 +28,8 @@ from classes.compact_model import (  # noqa: E402
     model_file,
     model_id,
 )
-from classes.compact_model_tools import layer_activity, predict_responses  # noqa: E402
-from classes.compact_model_torch import (  # noqa: E402
+from classes.compact.tools import layer_activity, predict_responses  # noqa: E402
+from classes.compact.torch_port import (  # noqa: E402
     MEASURED_MAX_RELATIVE_DIFFERENCE,
     RELEASE_BN_EPSILON,
     load_torch_compact_model,
@@ -42,8 +42,8 @@ from classes.compact_model_torch import (  # noqa: E402
     summarize_agreement,
     torch_model_from_keras_weights,
 )
-from classes.data_root import REPOSITORY_ROOT  # noqa: E402
-from classes.preprocessing import recenter_images, white_noise_images  # noqa: E402
+from classes.data.data_root import REPOSITORY_ROOT  # noqa: E402
+from classes.data.preprocessing import recenter_images, white_noise_images  # noqa: E402
 
 # Headroom over the 64-image measurement of docs/torch_port.md. The Keras-
 # weights port differs by float32 rounding only, which depends on the CPU's
@@ -297,7 +297,7 @@ def test_bad_arguments(data_root, random_model, random_images):
 def test_release_model_agrees_with_npy_keras_build(data_root, image_cache):
     # The .pt read through the loader equals the same weights built from npy
     # with the release's conversion, image by image.
-    from classes.compact_model_torch import evaluation_images
+    from classes.compact.torch_port import evaluation_images
 
     images = evaluation_images("210225", data_root, 8, cache_dir=image_cache)[0]
     released = predict_responses_torch(load_torch_compact_model("210225", 9, data_root), images)
@@ -317,7 +317,7 @@ def test_module_imports_and_explains_without_torch():
     # the Torch functions raise the install hint.
     code = (
         "import sys; sys.modules['torch'] = None\n"
-        "import classes.compact_model_torch as port\n"
+        "import classes.compact.torch_port as port\n"
         "assert not port.torch_available()\n"
         "assert port.same_padding(112, 2) == (1, 2)\n"
         "assert port.relative_max_difference([1.0, 2.0], [1.0, 2.0]) == 0.0\n"

@@ -1,0 +1,174 @@
+"""Where the released data lives.
+
+The data root is the folder that holds the release's ``data_*`` folders
+(``data_V4_responses``, ``data_compact_models``, ...). It is resolved in
+this order, and every script and library function goes through
+:func:`resolve_data_root`:
+
+1. an explicit path (the scripts' ``--data-root`` flag);
+2. the environment variable ``COWLEY2023_DATA_ROOT``;
+3. the repository itself, when its own ``data_*`` folders hold data
+   (not only their readme files);
+4. a release folder beside the checkout: ``../shared/cowley2023_release``
+   or ``../cowley2023_release``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+ENVIRONMENT_VARIABLE = "COWLEY2023_DATA_ROOT"
+REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
+DATA_FOLDERS = (
+    "data_V4_responses",
+    "data_compact_models",
+    "data_shared_compact_models",
+    "data_ensemble_model",
+)
+# Files whose presence marks a folder as holding real data, not only readmes.
+_MARKERS = (
+    "data_V4_responses/responses_repeat_averaged",
+    "data_compact_models/models_keras",
+    "data_compact_models/model_weights_npy",
+)
+
+
+def _holds_data(folder: Path) -> bool:
+    for marker in _MARKERS:
+        candidate = folder / marker
+        if candidate.is_dir() and any(candidate.iterdir()):
+            return True
+    return False
+
+
+def candidate_data_roots() -> list[Path]:
+    """Returns the folders searched when no explicit data root is given."""
+    candidates = []
+    if os.environ.get(ENVIRONMENT_VARIABLE):
+        candidates.append(Path(os.environ[ENVIRONMENT_VARIABLE]).expanduser())
+    candidates.append(REPOSITORY_ROOT)
+    candidates.append(REPOSITORY_ROOT.parent / "shared" / "cowley2023_release")
+    candidates.append(REPOSITORY_ROOT.parent / "cowley2023_release")
+    return candidates
+
+
+def resolve_data_root(data_root: str | os.PathLike | None = None) -> Path:
+    """Finds the folder that holds the released data.
+
+    Args:
+        data_root: explicit folder (the ``--data-root`` flag). When given it
+            must exist and hold release data; no fallback is tried.
+
+    Returns:
+        The resolved absolute path.
+
+    Raises:
+        FileNotFoundError: no candidate folder holds the release's data; the
+            message lists every place that was looked at.
+    """
+    if data_root is not None:
+        folder = Path(data_root).expanduser().resolve()
+        if not folder.is_dir():
+            raise FileNotFoundError(
+                f"--data-root {folder} does not exist. Point it at the folder "
+                "that holds data_V4_responses/ and data_compact_models/."
+            )
+        if not _holds_data(folder):
+            raise FileNotFoundError(
+                f"--data-root {folder} holds none of the release's data "
+                f"(looked for {', '.join(_MARKERS)}). Point it at the release "
+                "folder, e.g. ../shared/cowley2023_release."
+            )
+        return folder
+    environment_value = os.environ.get(ENVIRONMENT_VARIABLE)
+    if environment_value:
+        folder = Path(environment_value).expanduser().resolve()
+        if not _holds_data(folder):
+            raise FileNotFoundError(
+                f"{ENVIRONMENT_VARIABLE}={environment_value} holds none of the "
+                f"release's data (looked for {', '.join(_MARKERS)}). Unset it "
+                "or point it at the release folder."
+            )
+        return folder
+    looked = []
+    for folder in candidate_data_roots():
+        looked.append(str(folder))
+        if _holds_data(folder):
+            return folder.resolve()
+    raise FileNotFoundError(
+        "Could not find the released data. Looked in: "
+        + "; ".join(looked)
+        + f". Pass --data-root, set {ENVIRONMENT_VARIABLE}, or place the "
+        "release (cowleygroup/V4_compact_models data folders) beside the "
+        "checkout as ../shared/cowley2023_release."
+    )
+
+
+def sha256_of_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
+    """Returns the hexadecimal SHA-256 digest of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(chunk_size), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_manifest(data_root: Path) -> dict[str, str]:
+    """Reads ``MANIFEST.sha256`` into ``{relative path: digest}``.
+
+    Raises:
+        FileNotFoundError: the data root has no manifest.
+    """
+    manifest = Path(data_root) / "MANIFEST.sha256"
+    if not manifest.is_file():
+        raise FileNotFoundError(
+            f"No MANIFEST.sha256 in {data_root}; --verify needs the release's "
+            "checksum manifest beside its data folders."
+        )
+    entries = {}
+    for line in manifest.read_text().splitlines():
+        if not line.strip():
+            continue
+        digest, relative = line.split(maxsplit=1)
+        entries[relative.strip().removeprefix("./")] = digest
+    return entries
+
+
+def verify_data_root(data_root: Path, show_progress: bool = True) -> list[str]:
+    """Checks every file of the manifest against its SHA-256.
+
+    Args:
+        data_root: the resolved data root.
+        show_progress: show a tqdm progress bar.
+
+    Returns:
+        A list of problems, one line each (missing or mismatched files);
+        empty when every file matches.
+    """
+    from tqdm import tqdm
+
+    problems = []
+    entries = read_manifest(data_root)
+    for relative, digest in tqdm(
+        sorted(entries.items()), desc="verifying", disable=not show_progress
+    ):
+        path = Path(data_root) / relative
+        if not path.is_file():
+            problems.append(f"missing: {relative}")
+        elif sha256_of_file(path) != digest:
+            problems.append(f"checksum mismatch: {relative}")
+    return problems
+
+
+def default_cache_dir() -> Path:
+    """Folder for decoded-image caches (outside git).
+
+    ``COWLEY2023_CACHE_DIR`` overrides; otherwise ``$XDG_CACHE_HOME/cowley2023``
+    or ``~/.cache/cowley2023``.
+    """
+    if os.environ.get("COWLEY2023_CACHE_DIR"):
+        return Path(os.environ["COWLEY2023_CACHE_DIR"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "cowley2023"

@@ -1,0 +1,177 @@
+"""Figures of script 8: the dot screen, the dot detector's tuning, ablations (Fig. 4).
+
+Layer numbering: paper layers 1-5 are the code's ``layer0``..``layer4``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from classes.runtime.outputs import pyplot
+
+
+def figure_dot_selective_models(rows, order, models, natural, natural_responses, dots, labels):
+    """Ext. Data Fig. 6-like: the most dot-selective models, best dot and best natural image.
+
+    Args:
+        rows: the screen's rows, one per model (``best_polarity``,
+            ``best_radius``, ``best_row``, ``best_column``, ``dot_selectivity``).
+        order: model indices, most dot-selective first.
+        models: the screened model ids.
+        natural: the screen's natural images (uncentred).
+        natural_responses: ``(num_models, num_natural)``.
+        dots: the screen's dot images.
+        labels: ``(polarity, radius, (row, column))`` of each dot image.
+
+    Returns:
+        The matplotlib figure.
+    """
+    top = [int(index) for index in order[:6]]
+    figure, axes = pyplot().subplots(2, len(top), figsize=(2 * len(top), 4.4), squeeze=False)
+    for column, index in enumerate(top):
+        row = rows[index]
+        best = [i for i, label in enumerate(labels) if label[0] == row["best_polarity"]
+                and label[1] == row["best_radius"] and label[2] == (row["best_row"], row["best_column"])][0]
+        axes[0, column].imshow(dots[best])
+        axes[0, column].set_title(f"{models[index]}\nselectivity {row['dot_selectivity']:.2f}", fontsize=7)
+        axes[1, column].imshow(natural[int(np.argmax(natural_responses[index]))])
+        axes[1, column].set_title("top natural image", fontsize=7)
+    for axis in axes.flat:
+        axis.axis("off")
+    figure.suptitle("most dot-selective compact models: best dot (top) and best natural image (bottom)", fontsize=9)
+    return figure
+
+
+def figure_maximizing_images(natural, chosen_natural_responses, top_natural, synthesized,
+                             synthesized_response, model_name: str):
+    """Fig. 4a: maximizing images of the chosen model.
+
+    Args:
+        natural: the screen's natural images (uncentred).
+        chosen_natural_responses: the chosen model's responses to them.
+        top_natural: indices of its four best natural images.
+        synthesized: its synthesized maximizing image.
+        synthesized_response: its response to that image.
+        model_name: the chosen model, for the title.
+
+    Returns:
+        The matplotlib figure.
+    """
+    figure, axes = pyplot().subplots(1, 5, figsize=(10, 2.4))
+    for axis, index in zip(axes[:4], top_natural, strict=True):
+        axis.imshow(natural[index])
+        axis.set_title(f"natural {chosen_natural_responses[index]:.2f}", fontsize=8)
+    axes[4].imshow(synthesized)
+    axes[4].set_title(f"synthesized {synthesized_response:.2f}", fontsize=8)
+    for axis in axes:
+        axis.axis("off")
+    figure.suptitle(f"Fig. 4a: maximizing images of {model_name}", fontsize=9)
+    return figure
+
+
+def figure_dot_tuning(location, peak, rf_mask, probe, intact, grid: int, radius: float, model_name: str):
+    """Fig. 4b: tuning to dot location, size and number.
+
+    Args:
+        location: ``(grid, grid)`` responses to the preferred dot per cell.
+        peak: ``(row, column)`` of the best cell.
+        rf_mask: ``(grid, grid)`` cells of the receptive field (outlined).
+        probe: the :class:`classes.analysis.dot_analysis.ProbeSet`.
+        intact: the intact model's tunings (``size_tuning``,
+            ``number_tuning``, ``baseline``).
+        grid: cells per side of the location map.
+        radius: the preferred dot radius (pixels).
+        model_name: the chosen model, for the title.
+
+    Returns:
+        The matplotlib figure.
+    """
+    figure, axes = pyplot().subplots(1, 3, figsize=(12, 3.6))
+    shown = axes[0].imshow(location, cmap="viridis")
+    axes[0].contour(rf_mask, levels=[0.5], colors="white", linewidths=0.8)
+    axes[0].plot(peak[1], peak[0], "r+")
+    figure.colorbar(shown, ax=axes[0], fraction=0.046)
+    axes[0].set_title(f"location ({grid}x{grid} grid, radius {radius:g} px)",
+                      fontsize=8)
+    axes[1].plot(probe.radii, intact["size_tuning"], "o-")
+    axes[1].axhline(intact["baseline"], color="gray", linestyle="--", label="blank")
+    axes[1].set_xlabel("dot radius (pixels)")
+    axes[1].set_title("size (3x3 locations around the peak)", fontsize=8)
+    axes[2].plot(probe.numbers, intact["number_tuning"], "o-")
+    axes[2].axhline(intact["baseline"], color="gray", linestyle="--")
+    axes[2].set_xlabel("number of dots")
+    axes[2].set_title(f"number (radius {radius:g} px, inside the outlined field)",
+                      fontsize=8)
+    for axis in axes[1:]:
+        axis.set_ylabel("model response")
+    axes[1].legend(fontsize=7)
+    figure.suptitle(f"Fig. 4b: dot tuning of {model_name}", fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
+def figure_filter_invariance(ablations):
+    """Fig. 4c and Ext. Data Fig. 5c: per-filter invariance indices.
+
+    Args:
+        ablations: one row per ablated filter (``layer``, ``size_invariance``,
+            ``number_invariance``, ``retained_drive``).
+
+    Returns:
+        The matplotlib figure.
+    """
+    figure, axes = pyplot().subplots(3, 1, figsize=(10, 7), sharex=True)
+    positions = np.arange(len(ablations))
+    layer_of = np.array([row["layer"] for row in ablations])
+    colors = pyplot().get_cmap("tab10")(layer_of)
+    for axis, key, name in ((axes[0], "size_invariance", "dot-size\ninvariance index"),
+                            (axes[1], "number_invariance", "dot-number\ninvariance index"),
+                            (axes[2], "retained_drive", "mean drive left\n(ablated / intact)")):
+        axis.bar(positions, [np.nan_to_num(row[key]) for row in ablations], color=colors, width=1.0)
+        axis.axhline(1.0, color="gray", linestyle="--", linewidth=0.8)
+        axis.axhline(0.0, color="black", linewidth=0.6)
+        axis.set_ylabel(name, fontsize=8)
+    for layer in sorted(set(layer_of)):
+        axes[2].text(positions[layer_of == layer].mean(), -0.08, f"L{layer + 1}", ha="center", va="top",
+                     fontsize=7, transform=axes[2].get_xaxis_transform())
+    axes[2].set_xticks([])
+    axes[0].set_title("Fig. 4c (dot size) and Ext. Data Fig. 5c (dot number): each filter ablated alone; "
+                      "1 = response independent of size/number\nfilters by layer, paper numbering "
+                      "L1-L5 = layer0-layer4", fontsize=9)
+    return figure
+
+
+def figure_cumulative_ablation(cumulative: dict, probe, intact: dict, threshold: float):
+    """Fig. 4d-e: cumulative ablation until dot-size invariance reaches 1.
+
+    Args:
+        cumulative: code layer -> steps of the cumulative ablation.
+        probe: the :class:`classes.analysis.dot_analysis.ProbeSet`.
+        intact: the intact model's tunings.
+        threshold: the size invariance that counts as reaching 1.
+
+    Returns:
+        The matplotlib figure.
+    """
+    figure, axes = pyplot().subplots(1, 2, figsize=(10, 3.6))
+    for number, (layer, steps) in enumerate(cumulative.items()):
+        color = f"C{number}"
+        axes[0].plot(range(len(steps)), [step["size_invariance"] for step in steps], "o-", color=color,
+                     label=f"invariance index, paper layer {layer + 1} (layer{layer})")
+        axes[0].plot(range(len(steps)), [step["retained_drive"] for step in steps], ":", color=color,
+                     label=f"mean drive left, paper layer {layer + 1}")
+        for step in steps[1:]:
+            axes[1].plot(probe.radii, step["size_tuning"], "-", color=color, alpha=0.35 + 0.65 * (step is steps[-1]),
+                         label=f"paper layer {layer + 1}: {len(step['ablated'])} ablated"
+                         if step is steps[-1] or step is steps[1] else None)
+    axes[0].axhline(threshold, color="gray", linestyle="--", linewidth=0.8)
+    axes[0].set_xlabel("filters ablated (cumulative)")
+    axes[0].set_ylabel("dot-size invariance index")
+    axes[0].legend(fontsize=7)
+    axes[1].plot(probe.radii, intact["size_tuning"], "k--", label="intact")
+    axes[1].set_xlabel("dot radius (pixels)")
+    axes[1].set_ylabel("model response")
+    axes[1].legend(fontsize=7)
+    figure.suptitle("Fig. 4d-e: cumulative ablation until dot-size invariance reaches 1", fontsize=9)
+    figure.tight_layout()
+    return figure

@@ -1,0 +1,244 @@
+"""Writing results: atomic files, figures as PNG and PDF, the comparison table.
+
+Every script writes into a results folder (default ``results/<script>/``,
+ignored by git). Files appear whole or not at all: each is written to a
+temporary name beside the target and renamed.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from classes.data.data_root import REPOSITORY_ROOT
+
+STATUSES = ("reproduced", "approximate", "not computable", "differs")
+
+
+def default_results_dir(script_name: str) -> Path:
+    """``<repository>/results/<script_name>``."""
+    return REPOSITORY_ROOT / "results" / script_name
+
+
+def prepare_output_dir(path, overwrite: bool = True) -> Path:
+    """Creates the results folder.
+
+    Args:
+        overwrite: when False and the folder already holds files, refuse.
+
+    Raises:
+        FileExistsError: the folder holds files and ``overwrite`` is False.
+        ValueError: the path exists and is not a folder.
+    """
+    folder = Path(path).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"--out {folder} exists and is not a folder.")
+    if folder.is_dir() and any(folder.iterdir()) and not overwrite:
+        raise FileExistsError(
+            f"{folder} already holds results; pass --overwrite to replace them "
+            "or choose another --out."
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _atomic_target(target: Path):
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    os.close(handle)
+    return Path(temporary)
+
+
+def write_atomically(target, writer) -> Path:
+    """Calls ``writer(temporary_path)`` then renames onto ``target``."""
+    target = Path(target)
+    temporary = _atomic_target(target)
+    try:
+        writer(temporary)
+        # mkstemp creates 0600 files; results should be readable like any other file.
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, target)
+    finally:
+        if temporary.exists():
+            temporary.unlink()
+    return target
+
+
+def _to_jsonable(value):
+    if isinstance(value, dict):
+        return {str(key): _to_jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_jsonable(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return _to_jsonable(value.tolist())
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        value = float(value)
+        return None if not np.isfinite(value) else value
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def write_json(target, data) -> Path:
+    """Writes ``data`` as indented JSON (NaN becomes null)."""
+    text = json.dumps(_to_jsonable(data), indent=2, sort_keys=False) + "\n"
+    return write_atomically(target, lambda path: Path(path).write_text(text))
+
+
+def write_csv(target, rows: list[dict]) -> Path:
+    """Writes a list of dicts as CSV; columns from the first row's keys."""
+    if not rows:
+        raise ValueError(f"No rows to write to {target}.")
+    columns = list(rows[0].keys())
+
+    def writer(path):
+        with open(path, "w", newline="") as stream:
+            table = csv.DictWriter(stream, fieldnames=columns)
+            table.writeheader()
+            for row in rows:
+                table.writerow({key: _format_cell(row.get(key)) for key in columns})
+
+    return write_atomically(target, writer)
+
+
+def _format_cell(value):
+    if isinstance(value, (float, np.floating)):
+        return "" if not np.isfinite(value) else f"{float(value):.6g}"
+    return value
+
+
+def save_figure(figure, stem) -> list[Path]:
+    """Saves a matplotlib figure as ``<stem>.png`` and ``<stem>.pdf``."""
+    stem = Path(stem)
+    written = []
+    for suffix, options in ((".png", {"dpi": 150}), (".pdf", {})):
+        target = stem.with_suffix(suffix)
+        written.append(
+            write_atomically(
+                target,
+                lambda path, suffix=suffix, options=options: figure.savefig(
+                    path, format=suffix[1:], bbox_inches="tight", **options
+                ),
+            )
+        )
+    return written
+
+
+def comparison_row(quantity: str, published, reproduced, status: str, note: str = "") -> dict:
+    """One row of the published-vs-reproduced table.
+
+    Args:
+        status: one of ``STATUSES``; ``"not computable"`` rows say why in
+            ``note``.
+    """
+    if status not in STATUSES:
+        raise ValueError(f"status must be one of {STATUSES}, got {status!r}.")
+    return {
+        "quantity": quantity,
+        "published": published,
+        "reproduced": reproduced,
+        "status": status,
+        "note": note,
+    }
+
+
+def format_comparison_table(rows: list[dict]) -> str:
+    """Renders comparison rows as a fixed-width text table."""
+    header = ("quantity", "published", "reproduced", "status")
+    cells = [header] + [
+        tuple(_format_table_cell(row[key]) for key in header) for row in rows
+    ]
+    widths = [max(len(line[column]) for line in cells) for column in range(len(header))]
+    lines = []
+    for index, line in enumerate(cells):
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)))
+        if index == 0:
+            lines.append("  ".join("-" * width for width in widths))
+        elif rows[index - 1].get("note"):
+            lines.append("    -> " + rows[index - 1]["note"])
+    return "\n".join(lines)
+
+
+def _format_table_cell(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, (float, np.floating)):
+        return "n/a" if not np.isfinite(value) else f"{float(value):.4g}"
+    return str(value)
+
+
+def add_common_arguments(parser) -> None:
+    """Adds ``--data-root``, ``--out``, ``--overwrite`` and ``--verify``."""
+    parser.add_argument(
+        "--data-root",
+        default=None,
+        help="folder holding the release's data_* folders (default: "
+        "$COWLEY2023_DATA_ROOT, this repository, then ../shared/cowley2023_release)",
+    )
+    parser.add_argument("--out", default=None, help="results folder (default results/<script>/)")
+    parser.add_argument(
+        "--overwrite",
+        action=argparse_true_default(),
+        default=True,
+        help="replace earlier results in --out (default); --no-overwrite refuses",
+    )
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="check every release file against MANIFEST.sha256 first",
+    )
+
+
+def argparse_true_default():
+    import argparse
+
+    return argparse.BooleanOptionalAction
+
+
+def write_npy(target, array) -> Path:
+    """Writes one array as ``.npy`` atomically."""
+
+    def writer(path):
+        with open(path, "wb") as stream:
+            np.save(stream, np.asarray(array))
+
+    return write_atomically(target, writer)
+
+
+def pyplot():
+    """``matplotlib.pyplot`` on the Agg backend.
+
+    Imported on first use, so that scripts that draw no figure do not load
+    matplotlib, and on Agg, so that figures are drawn without a display.
+
+    Returns:
+        The ``matplotlib.pyplot`` module.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as pyplot_module
+
+    return pyplot_module
+
+
+def save_figures(figures, output_dir) -> None:
+    """Saves figures as ``<stem>.png`` and ``<stem>.pdf`` and closes them.
+
+    Closing frees each figure's memory once it is written; a script draws
+    several large figures in a row.
+
+    Args:
+        figures: iterable of ``(figure, stem)`` pairs.
+        output_dir: the folder the files go to.
+    """
+    for figure, stem in figures:
+        save_figure(figure, Path(output_dir) / stem)
+        pyplot().close(figure)

@@ -1,0 +1,145 @@
+"""Scoring model predictions against a test session's held-out V4 responses.
+
+The release holds raw repeats for only two sessions (201016, 210325), none of
+the four test sessions. Exact noise-corrected R2 therefore cannot be computed
+on the test sessions; this module scores them with
+
+- Pearson r and raw R2 against the repeat-averaged responses (exact), and
+- an APPROXIMATE noise-corrected R2 under a Poisson noise model (trial
+  variance = mean count; repeats per image from the session table),
+
+and measures how good the Poisson approximation is on the two sessions whose
+raw repeats are present (:func:`poisson_approximation_check`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from classes.data.responses import available_response_sessions, load_held_out, load_raw
+from classes.data.sessions import get_session
+from classes.scoring import metrics
+
+POISSON_LABEL = "approximate (Poisson noise model)"
+SNR_THRESHOLD = 0.15
+
+
+def score_session(predictions, session_id, neurons=None, data_root=None) -> dict:
+    """Per-neuron scores of predictions for a test session's held-out half.
+
+    Args:
+        predictions: ``(num_neurons, num_held_out_images)``, the chosen
+            neurons in order, images in the held-out half's order.
+        session_id: one of the four held-out test sessions.
+        neurons: 0-based indices of the session's neurons that the rows of
+            ``predictions`` belong to; None for all, in order.
+
+    Returns:
+        dict of ``(num_neurons,)`` arrays: ``pearson_r``, ``raw_r2``,
+        ``noise_corrected_r2_poisson``, ``snr_poisson``, and
+        ``noise_corrected_r2_exact`` (all NaN when the session's raw
+        repeats are absent, with the reason in ``exact_note``).
+
+    Raises:
+        ValueError: predictions of the wrong shape.
+    """
+    session = get_session(session_id)
+    _, means, _ = load_held_out(session.session_id, data_root)
+    neurons = np.arange(len(means)) if neurons is None else np.asarray(neurons, dtype=int)
+    means = means[neurons]
+    predictions = np.asarray(predictions, dtype=np.float64)
+    if predictions.shape != means.shape:
+        raise ValueError(
+            f"predictions for session {session.session_id} must be {means.shape} "
+            f"(neurons, held-out images); got {predictions.shape}."
+        )
+    noise = metrics.poisson_noise_variance(means)
+    repeats = session.num_repeats
+    scores = {
+        "pearson_r": metrics.pearson_r(predictions, means),
+        "raw_r2": metrics.raw_r2(predictions, means),
+        "noise_corrected_r2_poisson": metrics.noise_corrected_r2_from_summary(
+            predictions, means, noise, repeats
+        ),
+        "snr_poisson": metrics.snr_from_summary(means, noise, repeats),
+    }
+    if session.session_id in available_response_sessions("raw", data_root):
+        _, raw, _ = load_held_out(session.session_id, data_root, kind="raw")
+        scores["noise_corrected_r2_exact"] = metrics.noise_corrected_r2(predictions, raw[neurons])
+        scores["exact_note"] = ""
+    else:
+        scores["noise_corrected_r2_exact"] = np.full(len(means), np.nan)
+        scores["exact_note"] = (
+            f"raw repeats of {session.session_id} are not in the release "
+            f"(data_V4_responses/responses_raw/responses_{session.session_id}.npy)"
+        )
+    return scores
+
+
+def poisson_approximation_check(session_id, data_root=None) -> dict:
+    """How well the Poisson noise model stands in for the measured noise.
+
+    On a session whose raw repeats are present, compares per neuron the
+    exact trial variance and SNR (from the repeats, n = median repeat
+    count) with the Poisson approximation (variance = mean count, n = the
+    session table's repeat count), and the noise-corrected R2 each gives for
+    the same predictor: the mean of half of each image's repeats, scored
+    against all the repeats' means (a noisy but honest stand-in model).
+
+    Returns:
+        dict with per-neuron arrays (``noise_variance_exact``,
+        ``noise_variance_poisson``, ``snr_exact``, ``snr_poisson``,
+        ``r2_exact``, ``r2_poisson``) and summaries: median Fano factor
+        (exact variance / mean count), median and 90th-percentile absolute
+        SNR difference, correlation of SNRs, median and max absolute R2
+        difference (median, 90th percentile and max over neurons).
+    """
+    session = get_session(session_id)
+    raw = load_raw(session.session_id, data_root)
+    means, noise_exact, repeats_exact = metrics.repeat_statistics(raw)
+    noise_poisson = metrics.poisson_noise_variance(means)
+    snr_exact = metrics.snr_from_summary(means, noise_exact, repeats_exact)
+    snr_poisson = metrics.snr_from_summary(means, noise_poisson, session.num_repeats)
+    # Stand-in model: the mean of the first half of each image's repeats,
+    # scored against the other half, so its noise is independent of the target's.
+    counts = np.sum(~np.isnan(raw), axis=2)
+    rank = np.arange(raw.shape[2])[None, None, :]
+    first_half = counts[..., None] // 2
+    predictor = np.nanmean(np.where(rank < first_half, raw, np.nan), axis=2)
+    target = np.where(rank >= first_half, raw, np.nan)
+    target_means, target_noise, target_repeats = metrics.repeat_statistics(target)
+    r2_exact = metrics.noise_corrected_r2_from_summary(
+        predictor, target_means, target_noise, target_repeats
+    )
+    r2_poisson = metrics.noise_corrected_r2_from_summary(
+        predictor,
+        target_means,
+        metrics.poisson_noise_variance(target_means),
+        session.num_repeats - session.num_repeats // 2,
+    )
+    valid = np.isfinite(snr_exact) & np.isfinite(snr_poisson)
+    r2_difference = np.abs(r2_exact - r2_poisson)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fano = noise_exact / noise_poisson
+    return {
+        "session": session.session_id,
+        "num_neurons": int(raw.shape[0]),
+        "num_images": int(raw.shape[1]),
+        "median_repeats_exact": float(np.median(repeats_exact)),
+        "repeats_session_table": session.num_repeats,
+        "noise_variance_exact": noise_exact,
+        "noise_variance_poisson": noise_poisson,
+        "snr_exact": snr_exact,
+        "snr_poisson": snr_poisson,
+        "r2_exact": r2_exact,
+        "r2_poisson": r2_poisson,
+        "median_fano_factor": float(np.nanmedian(fano)),
+        "median_abs_snr_difference": float(np.median(np.abs(snr_exact - snr_poisson)[valid])),
+        "p90_abs_snr_difference": float(np.percentile(np.abs(snr_exact - snr_poisson)[valid], 90)),
+        "snr_correlation": float(np.corrcoef(snr_exact[valid], snr_poisson[valid])[0, 1]),
+        "median_abs_r2_difference": float(np.nanmedian(r2_difference)),
+        "max_abs_r2_difference": float(np.nanmax(r2_difference)),
+        "p90_abs_r2_difference": float(np.nanpercentile(r2_difference, 90)),
+        "median_r2_exact": float(np.nanmedian(r2_exact)),
+        "median_r2_poisson": float(np.nanmedian(r2_poisson)),
+    }
