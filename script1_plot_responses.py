@@ -44,14 +44,9 @@ import sys
 
 import numpy as np
 
+from classes.reporting.comparison import comparison_row, format_comparison_table
 from classes.reporting.script_support import start_script
-from classes.runtime.outputs import (
-    add_common_arguments,
-    comparison_row,
-    format_comparison_table,
-    save_figure,
-    write_json,
-)
+from classes.runtime.outputs import add_common_arguments, save_figure, write_json
 
 SCRIPT_NAME = "script1_plot_responses"
 GRID_COLUMNS = 8

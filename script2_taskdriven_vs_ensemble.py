@@ -68,6 +68,7 @@ from classes.ensemble.taskdriven_features import (
     random_patch_features,
     resolve_weights_path,
 )
+from classes.reporting.comparison import comparison_row
 from classes.reporting.script_support import report_results, run_script, start_script
 from classes.runtime import outputs
 from classes.scoring import metrics
@@ -127,7 +128,7 @@ def parse_choices(text: str, allowed, flag: str) -> list[str]:
 
 def architecture_check(data_root) -> tuple[list[dict], dict]:
     """The member and the ResNet50 stage against the release's summary text."""
-    row = outputs.comparison_row
+    row = comparison_row
     member = build_member(FULL_CONFIG, seed=31490)
     problems = compare_with_summary(member, release_member_table(data_root))
     counts = parameter_counts(member)
@@ -204,7 +205,7 @@ def evaluate_session(session_id, features_of, members, mappings, arguments, data
 
 
 def comparison_rows(rows, mappings, feature_note, ensemble_note, random_features) -> list[dict]:
-    row = outputs.comparison_row
+    row = comparison_row
     table = []
     for (model, mapping), published in PUBLISHED.items():
         quantity = f"{'ResNet50' if model == 'resnet50' else 'ensemble'} {mapping} median noise-corrected R2"

@@ -41,15 +41,9 @@ from pathlib import Path
 
 import numpy as np
 
+from classes.reporting.comparison import comparison_row, format_comparison_table
 from classes.reporting.script_support import exit_on_user_error, start_script
-from classes.runtime.outputs import (
-    add_common_arguments,
-    comparison_row,
-    format_comparison_table,
-    save_figure,
-    write_csv,
-    write_json,
-)
+from classes.runtime.outputs import add_common_arguments, save_figure, write_csv, write_json
 
 SCRIPT_NAME = "script3_load_compact_models"
 REFERENCE = "keras"

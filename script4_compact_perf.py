@@ -47,6 +47,7 @@ from classes.data.sessions import TEST_SESSIONS, held_out_indices
 from classes.ensemble.predictions import load_ensemble_predictions
 from classes.prediction.api import predict_many_models
 from classes.prediction.stacked import ENGINES, resolve_engine
+from classes.reporting.comparison import comparison_row
 from classes.reporting.script_support import (
     format_timings,
     report_results,
@@ -154,7 +155,7 @@ def add_ensemble(rows, ensemble_dir, data_root):
 
 
 def comparison_rows(models, sizes, rows, ensemble_summary, notes) -> list[dict]:
-    row = outputs.comparison_row
+    row = comparison_row
     nums_filters, parameters, filters = sizes["nums_filters"], sizes["parameters"], sizes["filters"]
     medians = np.median(nums_filters, axis=0)
     deep_ok = bool(np.all((medians[2:] >= 5) & (medians[2:] <= 10)))

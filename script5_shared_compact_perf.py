@@ -70,7 +70,8 @@ from classes.figures.shared_perf import (
     summary_table,
 )
 from classes.prediction.api import predict_many_models
-from classes.prediction.shared import DEFAULT_BATCH_SIZE, fold_shared_model, predict_shared_fast
+from classes.prediction.folding import fold_shared_model
+from classes.prediction.shared import DEFAULT_BATCH_SIZE, predict_shared_fast
 from classes.reporting.script_support import (
     format_timings,
     report_results,

@@ -96,6 +96,7 @@ from classes.figures.synthesis import (
     figure_sheet,
     image_grid,
 )
+from classes.reporting.comparison import comparison_row, format_comparison_table
 from classes.reporting.script_support import format_timings, run_script, start_script
 from classes.runtime import outputs
 from classes.scoring.calibration import calibrate_models, pool_responses
@@ -341,7 +342,7 @@ def run_default(arguments, data_root, output_dir) -> tuple[dict, list, dict]:
 
 def default_comparison_rows(summaries, calibration_note) -> list[dict]:
     """Comparison rows of one model's percent changes against Fig. 2."""
-    row = outputs.comparison_row
+    row = comparison_row
     table = []
     for name, label in (("maximizing_normal", "max. normal image vs random normal (% change)"),
                         ("maximizing_synthesized", "max. synthesized image vs random normal (% change)"),
@@ -438,7 +439,7 @@ def run(arguments) -> dict:
     outputs.write_json(output_dir / name, record)
     if table:
         print()
-        print(outputs.format_comparison_table(table))
+        print(format_comparison_table(table))
     if "percent_changes" in record:
         print(f"\nmodel-predicted percent changes for {record['model']} (calibrated | raw formula | % of range):")
         for change, values in record["percent_changes"].items():

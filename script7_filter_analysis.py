@@ -82,6 +82,7 @@ from classes.figures.filter_analysis import (
     figure_kernel_similarity,
     figure_signal,
 )
+from classes.reporting.comparison import comparison_row
 from classes.reporting.script_support import (
     format_timings,
     report_results,
@@ -238,7 +239,7 @@ def _paper(layers) -> str:
 
 
 def comparison_rows(filters, kernels, cka, signal, num_models, num_images) -> list[dict]:
-    row = outputs.comparison_row
+    row = comparison_row
     medians = filters["medians"]
     early_ok = bool(np.all(np.abs(medians[:2] - 50) <= 10))
     deep_ok = bool(np.all((medians[2:] >= 5) & (medians[2:] <= 10)))

@@ -74,6 +74,7 @@ from classes.figures.dots import (
     figure_filter_invariance,
     figure_maximizing_images,
 )
+from classes.reporting.comparison import comparison_row
 from classes.reporting.script_support import (
     format_timings,
     report_results,
@@ -289,7 +290,7 @@ def run(arguments) -> dict:
 
 def comparison_rows(rows, chosen_row, intact, probe, cumulative, threshold, num_filters_in_layer) -> list[dict]:
     """Qualitative comparisons with Fig. 4 (the paper gives no numbers for it)."""
-    row = outputs.comparison_row
+    row = comparison_row
     selectivity = np.array([item["dot_selectivity"] for item in rows])
     above = int(np.sum(selectivity > 1))
     table = [row(

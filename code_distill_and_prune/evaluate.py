@@ -42,6 +42,7 @@ from classes.compact.tools import (
 from classes.data.images import load_images
 from classes.data.preprocessing import recenter_images
 from classes.data.sessions import get_session
+from classes.reporting.comparison import comparison_row, format_comparison_table
 from classes.runtime import outputs
 from classes.runtime.quiet_tensorflow import keras
 from classes.scoring import metrics
@@ -164,7 +165,7 @@ def comparison_rows(record: dict) -> list[dict]:
         ours = record["models"].get(stage, {})
         name = f"{record['model']} ({label})"
         if "nums_filters" not in ours:
-            rows.append(outputs.comparison_row(f"filters per layer, {name}", str(released["nums_filters"]),
+            rows.append(comparison_row(f"filters per layer, {name}", str(released["nums_filters"]),
                                                None, "not computable", "the retrain stage has not finished"))
             continue
         ratio = np.asarray(ours["nums_filters"]) / np.asarray(released["nums_filters"])
@@ -177,16 +178,16 @@ def comparison_rows(record: dict) -> list[dict]:
             status = "differs"
         difference = ours["noise_corrected_r2_poisson"] - released["noise_corrected_r2_poisson"]
         rows += [
-            outputs.comparison_row(
+            comparison_row(
                 f"filters per layer, {name}", str(released["nums_filters"]), str(ours["nums_filters"]),
                 status, "rule: reproduced if equal; approximate if every layer is within a factor 2 "
                 "and the total within 25%; published column: the released compact model",
             ),
-            outputs.comparison_row(
+            comparison_row(
                 f"convolutional filters, {name}", released["convolutional_filters"],
                 ours["convolutional_filters"], status,
             ),
-            outputs.comparison_row(
+            comparison_row(
                 f"noise-corrected R2 vs V4, {name}", released["noise_corrected_r2_poisson"],
                 ours["noise_corrected_r2_poisson"], "approximate" if abs(difference) <= 0.05 else "differs",
                 f"{POISSON_LABEL}; published column: the released compact model scored the same way",
@@ -215,7 +216,7 @@ def run(arguments, data_root, output_dir) -> list[dict]:
     for row in rows:
         row["nums_filters"] = " ".join(str(count) for count in row["nums_filters"]) if row.get("nums_filters") else ""
     outputs.write_csv(output_dir / "evaluation_summary.csv", rows)
-    text = outputs.format_comparison_table(table)
+    text = format_comparison_table(table)
     outputs.write_atomically(output_dir / "comparison.txt", lambda path: open(path, "w").write(text + "\n"))
     for row in rows:
         print(f"{row['model']:>18} {row['stage']:>26}  filters {row['nums_filters']:>20}  "

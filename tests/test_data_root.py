@@ -10,12 +10,12 @@ import pytest
 import classes.data.data_root as data_root_module
 from classes.data.data_root import (
     ENVIRONMENT_VARIABLE,
-    default_cache_dir,
     read_manifest,
     resolve_data_root,
     sha256_of_file,
     verify_data_root,
 )
+from classes.runtime.paths import default_cache_dir
 
 
 def _make_release(folder: Path) -> Path:

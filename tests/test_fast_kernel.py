@@ -79,7 +79,7 @@ def test_a_failed_compilation_is_reported_and_leaves_nothing_behind(kernel_cpu, 
     fresh_kernel_state(monkeypatch, tmp_path)
     monkeypatch.setenv("CC", "false")  # a "compiler" that always fails
     reason = fast_kernel.kernel_unavailable_reason()
-    assert reason.startswith("compiling fast_kernel.c failed")
+    assert reason.startswith("compiling kernel.c failed")
     assert resolve_engine("auto") == "tensorflow"
     with pytest.raises(RuntimeError, match="cannot run here: compiling"):
         fast_kernel.predict_with_kernel([], np.zeros((1, 112, 112, 3), np.float32))

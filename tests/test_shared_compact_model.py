@@ -101,7 +101,8 @@ def test_shared_outputs_match_the_compact_models_neuron_by_neuron(data_root, hel
 
 @pytest.mark.parametrize("teacher", ["from_ensemble_model", "linear_from_ensemble_model"])
 def test_folded_fast_path_equals_the_keras_model(data_root, held_out_images, teacher):
-    from classes.prediction.shared import fold_shared_model, predict_shared_fast
+    from classes.prediction.folding import fold_shared_model
+    from classes.prediction.shared import predict_shared_fast
 
     model = load_shared_compact_model(teacher, 10, data_root)
     folded = fold_shared_model(model)

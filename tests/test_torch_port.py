@@ -42,8 +42,8 @@ from classes.compact.torch_port import (  # noqa: E402
     summarize_agreement,
     torch_model_from_keras_weights,
 )
-from classes.data.data_root import REPOSITORY_ROOT  # noqa: E402
 from classes.data.preprocessing import recenter_images, white_noise_images  # noqa: E402
+from classes.runtime.paths import REPOSITORY_ROOT  # noqa: E402
 
 # Headroom over the 64-image measurement of docs/torch_port.md. The Keras-
 # weights port differs by float32 rounding only, which depends on the CPU's

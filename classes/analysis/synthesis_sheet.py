@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from classes.compact.model import ModelId, all_model_ids
+from classes.reporting.comparison import comparison_row
 from classes.runtime import outputs
 from classes.scoring.percent_changes import (
     KINDS,
@@ -126,7 +127,7 @@ def per_model_changes(records: list[dict], name: str, kind: str = "calibrated") 
 
 def across_model_rows(across: dict) -> list[dict]:
     """Comparison rows of the across-model percent changes against Fig. 2b-c."""
-    row = outputs.comparison_row
+    row = comparison_row
     table = []
     for name, label in (("maximizing_normal", "ACROSS MODELS: max. normal vs random normal"),
                         ("maximizing_synthesized", "ACROSS MODELS: max. synthesized vs random normal")):

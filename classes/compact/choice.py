@@ -6,10 +6,19 @@ spellings with the same messages.
 
 from __future__ import annotations
 
-from classes.compact.model import ModelId, model_id
+import numpy as np
+
+from classes.compact.model import ModelId, all_model_ids, model_id, parse_model_stem
 from classes.data.sessions import TEST_SESSIONS, get_session
 
-__all__ = ["choose_from", "choose_test_models", "parse_neurons"]
+__all__ = [
+    "choose_from",
+    "choose_test_models",
+    "parse_model",
+    "parse_model_list",
+    "parse_neurons",
+    "spread_models",
+]
 
 
 def choose_from(text: str, allowed, name: str, convert=str) -> list:
@@ -93,3 +102,56 @@ def choose_test_models(sessions_text: str, neurons_text: str, release_order: boo
     if not chosen:
         raise ValueError("No models chosen; check --sessions and --neurons.")
     return chosen
+
+
+def parse_model(text: str, flag: str = "--model") -> ModelId:
+    """One compact model from ``"190923/0"``, ``"190923/neuron0"`` or ``"compact_model_190923_neuron0"``.
+
+    Raises:
+        ValueError: text that names no released compact model; the message
+            names ``flag`` and shows the accepted spelling.
+    """
+    item = str(text).strip()
+    try:
+        if item.startswith("compact_model_"):
+            return parse_model_stem(item)
+        session, separator, neuron = item.partition("/")
+        if not separator:
+            raise ValueError("no '/'")
+        return model_id(session, int(neuron.removeprefix("neuron")))
+    except ValueError as error:
+        raise ValueError(f"{flag}: cannot read {item!r} as session/neuron, e.g. 190923/0 ({error})") from None
+
+
+def parse_model_list(text: str, flag: str = "--models") -> list[ModelId]:
+    """``"all"`` or comma-separated models (see :func:`parse_model`), duplicates dropped.
+
+    Raises:
+        ValueError: an item that names no released compact model, or nothing chosen.
+    """
+    if text.strip() == "all":
+        return all_model_ids()
+    chosen = [parse_model(item, flag) for item in text.split(",") if item.strip()]
+    if not chosen:
+        raise ValueError(f"{flag} chose no model.")
+    return list(dict.fromkeys(chosen))
+
+
+def spread_models(num_models: int | None, flag: str = "--num-models") -> list[ModelId]:
+    """All 219 models, or ``num_models`` of them spread evenly over the release's order.
+
+    Args:
+        num_models: how many; None for all.
+        flag: names the option in messages.
+
+    Raises:
+        ValueError: ``num_models`` is not a positive integer.
+    """
+    models = all_model_ids()
+    if num_models is None:
+        return models
+    if isinstance(num_models, bool) or not isinstance(num_models, (int, np.integer)) or num_models < 1:
+        raise ValueError(f"{flag} must be a positive number of models (1-{len(models)}); got {num_models!r}.")
+    if num_models >= len(models):
+        return models
+    return [models[index] for index in np.linspace(0, len(models) - 1, num_models).round().astype(int)]

@@ -25,6 +25,7 @@ import numpy as np
 
 from classes.data.data_root import resolve_data_root
 from classes.data.sessions import TEST_SESSIONS, get_session
+from classes.runtime.outputs import write_atomically
 from classes.runtime.quiet_tensorflow import keras
 
 NUM_LAYERS = 5
@@ -276,19 +277,7 @@ def save_compact_model(model: keras.Model, path, overwrite: bool = False) -> Pat
         raise ValueError(f"Save to a .keras or .weights.h5 path, got {target}.")
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target} exists; pass overwrite=True to replace it.")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    suffix = ".keras" if name.endswith(".keras") else ".weights.h5"
-    temporary = target.with_name(f".{name}.part{os.getpid()}{suffix}")
-    try:
-        if suffix == ".keras":
-            model.save(temporary)
-        else:
-            model.save_weights(temporary)
-        os.replace(temporary, target)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
-    return target
+    return write_atomically(target, model.save if name.endswith(".keras") else model.save_weights)
 
 
 def parse_model_stem(stem: str) -> ModelId:

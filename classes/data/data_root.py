@@ -19,8 +19,9 @@ import hashlib
 import os
 from pathlib import Path
 
+from classes.runtime.paths import REPOSITORY_ROOT
+
 ENVIRONMENT_VARIABLE = "COWLEY2023_DATA_ROOT"
-REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 DATA_FOLDERS = (
     "data_V4_responses",
     "data_compact_models",
@@ -160,15 +161,3 @@ def verify_data_root(data_root: Path, show_progress: bool = True) -> list[str]:
         elif sha256_of_file(path) != digest:
             problems.append(f"checksum mismatch: {relative}")
     return problems
-
-
-def default_cache_dir() -> Path:
-    """Folder for decoded-image caches (outside git).
-
-    ``COWLEY2023_CACHE_DIR`` overrides; otherwise ``$XDG_CACHE_HOME/cowley2023``
-    or ``~/.cache/cowley2023``.
-    """
-    if os.environ.get("COWLEY2023_CACHE_DIR"):
-        return Path(os.environ["COWLEY2023_CACHE_DIR"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "cowley2023"

@@ -11,14 +11,15 @@ from __future__ import annotations
 import io
 import os
 import re
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from classes.data.data_root import default_cache_dir, resolve_data_root, sha256_of_file
+from classes.data.data_root import resolve_data_root, sha256_of_file
 from classes.data.sessions import get_session
+from classes.runtime.outputs import write_npy
+from classes.runtime.paths import default_cache_dir
 
 IMAGE_SIZE = 112
 _IMAGE_NAME = re.compile(r"(?:^|/)image(\d+)\.jpg$", re.IGNORECASE)
@@ -133,20 +134,6 @@ def _decode_all(path: Path) -> np.ndarray:
     return images
 
 
-def _write_atomically(array: np.ndarray, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=target.parent, suffix=".npy.part")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.save(stream, array)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, target)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-
-
 def load_images(
     session_id: str | int,
     indices=None,
@@ -188,7 +175,7 @@ def load_images(
             all_images = None
         if all_images is None:
             decoded = _decode_all(path)
-            _write_atomically(decoded, cached)
+            write_npy(cached, decoded)
             all_images = decoded
     else:
         all_images = None

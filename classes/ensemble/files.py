@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 from classes.ensemble.architecture import member_config_of
+from classes.runtime.outputs import write_atomically
 from classes.runtime.quiet_tensorflow import keras
 
 MEMBER_FILE_PATTERN = re.compile(r"^ensemble_model_member(\d+)\.keras$")
@@ -110,15 +111,7 @@ def save_member(member: keras.Model, path, overwrite: bool = True) -> Path:
         raise ValueError(f"Save members to a .keras path, got {target}.")
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target} exists; pass overwrite=True to replace it.")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.part{os.getpid()}.keras")
-    try:
-        member.save(temporary, include_optimizer=False)
-        os.replace(temporary, target)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
-    return target
+    return write_atomically(target, lambda path: member.save(path, include_optimizer=False))
 
 
 def load_ensemble(folder, max_members: int | None = None) -> list[keras.Model]:

@@ -23,7 +23,6 @@ device, continues exactly as an uninterrupted run would.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -39,7 +38,7 @@ from classes.ensemble.architecture import (
 )
 from classes.ensemble.embeddings import member_embeddings
 from classes.ensemble.files import member_file_name, save_member
-from classes.runtime.outputs import write_json
+from classes.runtime.outputs import write_atomically, write_json
 from classes.runtime.quiet_tensorflow import keras, tf
 from classes.scoring import metrics
 from classes.scoring.ridge_mapping import cross_validated_noise_corrected_r2
@@ -266,16 +265,6 @@ def _zero_readout_momentum(member, optimizer) -> None:
         slot.assign(tf.zeros_like(slot))
 
 
-def _write_atomically(path: Path, writer) -> None:
-    temporary = path.with_name(f".{path.name}.part{os.getpid()}{''.join(path.suffixes)}")
-    try:
-        writer(temporary)
-        os.replace(temporary, path)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
-
-
 def _save_checkpoint(member, optimizer, state: TrainingState, folder: Path, improved: bool) -> None:
     """Writes weights and optimizer slots under step-numbered names, then the
     state that points at them, then removes files no longer pointed at; a
@@ -283,9 +272,9 @@ def _save_checkpoint(member, optimizer, state: TrainingState, folder: Path, impr
     folder.mkdir(parents=True, exist_ok=True)
     step = state.sessions_done
     weights_name = f"weights_step{step:04d}.weights.h5"
-    _write_atomically(folder / weights_name, member.save_weights)
+    write_atomically(folder / weights_name, member.save_weights)
     slots = {f"slot{k:04d}": np.asarray(v) for k, v in enumerate(optimizer.variables)}
-    _write_atomically(
+    write_atomically(
         folder / f"optimizer_step{step:04d}.npz", lambda path: np.savez(path, **slots)
     )
     state.weights_file = weights_name

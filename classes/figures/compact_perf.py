@@ -4,16 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from classes.runtime.outputs import pyplot
+
 PUBLISHED_MEDIAN_FILTERS = 164
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as pyplot
-
-    return pyplot
 
 
 def figure_sizes(parameters, conv_filters, nums_filters, ensemble_parameters):
@@ -25,8 +18,8 @@ def figure_sizes(parameters, conv_filters, nums_filters, ensemble_parameters):
         nums_filters: ``(num_models, 5)``.
         ensemble_parameters: the ensemble's parameter count, or None.
     """
-    pyplot = _pyplot()
-    figure, axes = pyplot.subplots(1, 3, figsize=(14, 4))
+    plt = pyplot()
+    figure, axes = plt.subplots(1, 3, figsize=(14, 4))
     axis = axes[0]
     bins = np.logspace(3, 8, 60)
     axis.hist(parameters, bins=bins, color="tab:blue", label=f"{len(parameters)} compact models")
@@ -70,10 +63,10 @@ def figure_performance(rows, ensemble_available: bool):
         rows: per-neuron dicts with ``session``, ``noise_corrected_r2_poisson``,
             ``pearson_r`` and, with an ensemble, ``ensemble_noise_corrected_r2_poisson``.
     """
-    pyplot = _pyplot()
+    plt = pyplot()
     sessions = sorted({row["session"] for row in rows})
     if ensemble_available:
-        figure, axis = pyplot.subplots(figsize=(5, 5))
+        figure, axis = plt.subplots(figsize=(5, 5))
         for session in sessions:
             chosen = [row for row in rows if row["session"] == session]
             axis.scatter([row["ensemble_noise_corrected_r2_poisson"] for row in chosen],
@@ -85,7 +78,7 @@ def figure_performance(rows, ensemble_available: bool):
         axis.legend(fontsize=8)
         figure.tight_layout()
         return figure
-    figure, axes = pyplot.subplots(1, 2, figsize=(11, 4.5))
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     generator = np.random.default_rng(0)
     for index, session in enumerate(sessions):
         values = np.array([row["noise_corrected_r2_poisson"] for row in rows if row["session"] == session])

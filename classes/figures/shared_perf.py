@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from classes.compact.shared_model import NUMS_SHARED_FILTERS
+from classes.reporting.comparison import comparison_row
 from classes.runtime import outputs
 from classes.scoring.performance import POISSON_LABEL
 
@@ -110,12 +111,7 @@ def format_summary_table(summary_rows) -> str:
 
 def figure_performance(summary_rows, teachers):
     """Fig. 3d-e counterpart: mean +/- s.e.m. against K, one line per teacher."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(1, 2, figsize=(13.0, 4.2))
+    figure, axes = outputs.pyplot().subplots(1, 2, figsize=(13.0, 4.2))
     compact = summary_rows[0]
     for axis, metric, label in ((axes[0], "noise_corrected_r2_poisson", "noise-corrected R2\n(approximate, Poisson noise)"),
                                 (axes[1], "pearson_r", "Pearson r (exact)")):
@@ -139,8 +135,8 @@ def figure_performance(summary_rows, teachers):
 
 
 def comparison_rows(summary_rows, order_results, teachers, filters, models, rows, notes) -> list[dict]:
-    """The published-vs-reproduced rows of script5 (``outputs.comparison_row``)."""
-    row = outputs.comparison_row
+    """The published-vs-reproduced rows of script5 (``comparison_row``)."""
+    row = comparison_row
     compact = summary_rows[0]
     scored = compact["num_neurons"]
     table = [

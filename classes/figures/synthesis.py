@@ -8,23 +8,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from classes.runtime.outputs import pyplot
 from classes.scoring.percent_changes import PUBLISHED
 
 TILE = 112
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def close(figure) -> None:
     """Frees a figure's memory (scripts make dozens)."""
-    _pyplot().close(figure)
+    pyplot().close(figure)
 
 
 def image_grid(images, titles, columns: int, title: str, cell: float = 1.9):
@@ -35,7 +27,7 @@ def image_grid(images, titles, columns: int, title: str, cell: float = 1.9):
     """
     if len(titles) != len(images):
         raise ValueError(f"Got {len(titles)} titles for {len(images)} images.")
-    plt = _pyplot()
+    plt = pyplot()
     rows = max(1, int(np.ceil(len(images) / columns)))
     figure, axes = plt.subplots(rows, columns, figsize=(cell * columns, cell * rows + 0.5), squeeze=False)
     for index, axis in enumerate(axes.flat):
@@ -55,7 +47,7 @@ def figure_saliency(entries, title: str, patch_size: int):
         entries: ``(label, raw image (112, 112, 3), SaliencyResult)`` per column.
         patch_size: side of the smoothed patch, for the caption.
     """
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(2, len(entries), figsize=(2.6 * len(entries), 5.0), squeeze=False)
     for column, (label, image, result) in enumerate(entries):
         axes[0, column].imshow(np.asarray(image).astype(np.uint8))
@@ -81,7 +73,7 @@ def figure_percent_changes(bars, title: str):
         bars: dicts with ``label``, ``value``, optional ``sem`` and
             ``published`` (None where the paper has no number).
     """
-    plt = _pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(7.0, 3.4))
     positions = np.arange(len(bars))
     values = [bar["value"] if np.isfinite(bar["value"]) else 0.0 for bar in bars]
@@ -125,7 +117,7 @@ def figure_sheet(images_by_index: dict, labels: list[str], title: str, columns: 
     One image with text labels rather than hundreds of subplots, which take
     minutes to save.
     """
-    plt = _pyplot()
+    plt = pyplot()
     mosaic = sheet_mosaic(images_by_index, len(labels), columns)
     figure, axis = plt.subplots(figsize=(12, 12 * mosaic.shape[0] / mosaic.shape[1] + 0.4))
     axis.imshow(mosaic, interpolation="nearest")
@@ -145,7 +137,7 @@ def figure_across(normal, synthesized, title: str):
         normal, synthesized: per-model percent changes of the maximizing
             normal and synthesized images (NaN where not computable).
     """
-    plt = _pyplot()
+    plt = pyplot()
     normal = np.asarray(normal, np.float64)
     synthesized = np.asarray(synthesized, np.float64)
     valid = np.isfinite(normal) & np.isfinite(synthesized)

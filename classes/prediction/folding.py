@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from classes.compact.model import BN_EPSILON, NUM_LAYERS, OUTPUT_SIZE, WEIGHTS_PER_MODEL
+from classes.compact.model import BN_EPSILON, NUM_LAYERS, OUTPUT_SIZE, STRIDES, WEIGHTS_PER_MODEL
 
 KERNEL_TAPS = 5 * 5
 # Output side length of each layer (input 112x112; strides 1, 2, 2, 1, 1).
@@ -120,6 +120,65 @@ def _batch_norm_scale_shift(vectors, count: int, layer: int, label: str):
     return scale, beta - mean * scale
 
 
+TRUNK_WEIGHTS = WEIGHTS_PER_MODEL - 2
+
+
+def fold_trunk(weights, label: str = "compact model") -> tuple[list[np.ndarray], list[int]]:
+    """Checks layers 0-4 of a compact or shared model and folds their BatchNormalizations.
+
+    The one BN-folding function of the project: compact models
+    (:func:`fold_weights`) and shared compact models (:func:`fold_shared_model`)
+    have the same trunk, whose ``get_weights()`` arrays come first.
+
+    Args:
+        weights: at least the first 34 arrays of ``get_weights()`` (layer 0's
+            kernel, bias and BN; per separable layer depthwise, pointwise,
+            bias and BN); further arrays are ignored.
+        label: names the model in error messages.
+
+    Returns:
+        ``(arrays, counts)``: float64 arrays kernel0 ``(5,5,3,K0)``, bias0,
+        then per layer 1-4 depthwise ``(5,5,K_prev,1)``, pointwise
+        ``(1,1,K_prev,K_i)``, bias; and the filter counts ``[K0..K4]``.
+
+    Raises:
+        ValueError: too few arrays, shapes that do not chain, non-finite values.
+    """
+    if not isinstance(weights, (list, tuple)) or len(weights) < TRUNK_WEIGHTS:
+        count = len(weights) if isinstance(weights, (list, tuple)) else type(weights).__name__
+        raise ValueError(f"{label}: expected the {TRUNK_WEIGHTS} trunk weight arrays first; got {count}.")
+    kernel0 = np.asarray(weights[0])
+    if kernel0.ndim != 4 or kernel0.shape[:3] != (5, 5, 3) or kernel0.shape[3] < 1:
+        raise ValueError(f"{label}: layer 0 kernel has shape {kernel0.shape}; expected (5, 5, 3, K0).")
+    counts = [kernel0.shape[3]]
+    kernel0 = _expect(kernel0, kernel0.shape, "layer 0 kernel", label)
+    bias0 = _expect(weights[1], (counts[0],), "layer 0 bias", label)
+    scale, shift = _batch_norm_scale_shift(weights[2:6], counts[0], 0, label)
+    folded = [kernel0 * scale, bias0 * scale + shift]
+    for layer in range(1, NUM_LAYERS):
+        offset = 6 + 7 * (layer - 1)
+        previous = counts[-1]
+        pointwise = np.asarray(weights[offset + 1])
+        if pointwise.ndim != 4 or pointwise.shape[:3] != (1, 1, previous) or pointwise.shape[3] < 1:
+            raise ValueError(
+                f"{label}: layer {layer} pointwise kernel has shape {pointwise.shape}; "
+                f"expected (1, 1, {previous}, K{layer})."
+            )
+        count = pointwise.shape[3]
+        counts.append(count)
+        depthwise = _expect(weights[offset], (5, 5, previous, 1), f"layer {layer} depthwise kernel", label)
+        pointwise = _expect(pointwise, pointwise.shape, f"layer {layer} pointwise kernel", label)
+        bias = _expect(weights[offset + 2], (count,), f"layer {layer} bias", label)
+        scale, shift = _batch_norm_scale_shift(weights[offset + 3 : offset + 7], count, layer, label)
+        # BN acts per output channel, after the pointwise: the pointwise kernel and bias absorb it.
+        folded += [depthwise, pointwise * scale, bias * scale + shift]
+    return folded, [int(count) for count in counts]
+
+
+def _float32(arrays) -> tuple:
+    return tuple(np.ascontiguousarray(array, dtype=np.float32) for array in arrays)
+
+
 def fold_weights(weights, name: str = "") -> FoldedModel:
     """Checks a ``get_weights()`` list and folds its BatchNormalizations.
 
@@ -144,38 +203,76 @@ def fold_weights(weights, name: str = "") -> FoldedModel:
             f"{label}: expected a list of {WEIGHTS_PER_MODEL} weight arrays "
             f"(Keras get_weights() order); got {count}."
         )
-    kernel0 = np.asarray(weights[0])
-    if kernel0.ndim != 4 or kernel0.shape[:3] != (5, 5, 3) or kernel0.shape[3] < 1:
-        raise ValueError(f"{label}: layer 0 kernel has shape {kernel0.shape}; expected (5, 5, 3, K0).")
-    counts = [kernel0.shape[3]]
-    kernel0 = _expect(kernel0, kernel0.shape, "layer 0 kernel", label)
-    bias0 = _expect(weights[1], (counts[0],), "layer 0 bias", label)
-    scale, shift = _batch_norm_scale_shift(weights[2:6], counts[0], 0, label)
-    folded = [kernel0 * scale, bias0 * scale + shift]
-    for layer in range(1, NUM_LAYERS):
-        offset = 6 + 7 * (layer - 1)
-        previous = counts[-1]
-        pointwise = np.asarray(weights[offset + 1])
-        if pointwise.ndim != 4 or pointwise.shape[:3] != (1, 1, previous) or pointwise.shape[3] < 1:
-            raise ValueError(
-                f"{label}: layer {layer} pointwise kernel has shape {pointwise.shape}; "
-                f"expected (1, 1, {previous}, K{layer})."
-            )
-        count = pointwise.shape[3]
-        counts.append(count)
-        depthwise = _expect(weights[offset], (5, 5, previous, 1), f"layer {layer} depthwise kernel", label)
-        pointwise = _expect(pointwise, pointwise.shape, f"layer {layer} pointwise kernel", label)
-        bias = _expect(weights[offset + 2], (count,), f"layer {layer} bias", label)
-        scale, shift = _batch_norm_scale_shift(weights[offset + 3 : offset + 7], count, layer, label)
-        folded += [depthwise, pointwise * scale, bias * scale + shift]
+    folded, counts = fold_trunk(weights, label)
     readout = _expect(
         weights[34], (OUTPUT_SIZE * OUTPUT_SIZE * counts[-1], 1), "readout (Beta) kernel", label
     )
     readout_bias = _expect(weights[35], (1,), "readout (Beta) bias", label)
     # Flatten order is channels last: index (row * 28 + column) * K4 + filter.
     folded += [readout[:, 0].reshape(OUTPUT_SIZE, OUTPUT_SIZE, counts[-1]), readout_bias]
-    arrays = tuple(np.ascontiguousarray(array, dtype=np.float32) for array in folded)
-    return FoldedModel(tuple(int(count) for count in counts), arrays, name)
+    return FoldedModel(tuple(counts), _float32(folded), name)
+
+
+@dataclass(frozen=True)
+class FoldedSharedModel:
+    """A shared compact model (SPEC section 3) with its BatchNormalizations folded away.
+
+    Attributes:
+        arrays: float32 arrays: the 14 trunk arrays of :func:`fold_trunk`;
+            mixing ``(100, 219)``, mixing bias ``(219,)``, spatial pool map
+            ``(28, 28, 219)``, pool bias ``(219,)``.
+        relu: whether each layer ends in a ReLU (False for the
+            ``linear_from_ensemble_model`` teacher).
+        name: the Keras model's name.
+    """
+
+    arrays: tuple = field(repr=False)
+    relu: bool
+    name: str = ""
+
+
+def _check_shared_layers(model) -> bool:
+    """Checks a shared compact model's layer settings; returns whether it has ReLUs."""
+    names = {layer.name for layer in model.layers}
+    needed = [f"layer{index}_{kind}" for index in range(NUM_LAYERS) for kind in ("conv", "bn")]
+    missing = [name for name in needed + ["mixing_stage", "spatial_pool_stage"] if name not in names]
+    if missing:
+        raise ValueError(f"{model.name} is not a shared compact model: it lacks layers {missing}.")
+    relu_layers = [f"layer{index}_act" in names for index in range(NUM_LAYERS)]
+    if len(set(relu_layers)) != 1:
+        raise ValueError(f"{model.name} has ReLUs in some layers only ({relu_layers}); unsupported.")
+    for index in range(NUM_LAYERS):
+        layer = model.get_layer(f"layer{index}_conv")
+        expected = (STRIDES[index],) * 2
+        if layer.padding != "same" or tuple(layer.strides) != expected or not layer.use_bias:
+            raise ValueError(f"{model.name}: layer{index}_conv has unexpected settings.")
+        if abs(model.get_layer(f"layer{index}_bn").epsilon - BN_EPSILON) > 1e-12:
+            raise ValueError(f"{model.name}: layer{index}_bn has epsilon other than {BN_EPSILON}.")
+    return bool(relu_layers[0])
+
+
+def fold_shared_model(model) -> FoldedSharedModel:
+    """Folds a loaded shared compact model's BN layers into its convolutions.
+
+    Args:
+        model: from :func:`classes.compact.shared_model.load_shared_compact_model`.
+
+    Returns:
+        A :class:`FoldedSharedModel`.
+
+    Raises:
+        ValueError: the model lacks a shared compact model's layers, or a
+            layer has unexpected settings (padding, strides, activation, BN
+            epsilon).
+    """
+    if not (hasattr(model, "layers") and hasattr(model, "get_layer")):
+        raise ValueError(f"fold_shared_model takes a keras.Model; got {type(model).__name__}.")
+    relu = _check_shared_layers(model)
+    folded, _ = fold_trunk(list(model.get_weights()), f"shared compact model {model.name}")
+    mixing, mixing_bias = model.get_layer("mixing_stage").get_weights()
+    pool, pool_bias = model.get_layer("spatial_pool_stage").get_weights()
+    folded += [mixing[0, 0], mixing_bias, pool[:, :, :, 0], pool_bias]
+    return FoldedSharedModel(_float32(folded), relu, model.name)
 
 
 def weights_of(model_or_weights) -> list:

@@ -3,7 +3,7 @@
 TensorFlow runs a compact model layer by layer, so layer 0's output
 (``112 x 112 x K0`` floats, ~2.4 MB per image and model) goes out to memory
 and comes back for layer 1; on the 2-core machine this project targets that
-traffic costs about as much as the arithmetic. ``fast_kernel.c`` instead
+traffic costs about as much as the arithmetic. ``kernel.c`` instead
 computes layer 0 a few rows at a time and feeds layer 1 while the rows are in
 cache (see the comment at its top). It is compiled on first use with the
 system's C compiler (``cc``, or ``$CC``) into a cache folder and loaded with
@@ -15,7 +15,7 @@ present, compilation succeeded. Otherwise :func:`kernel_unavailable_reason`
 says why and :mod:`classes.prediction.stacked` uses its TensorFlow graph, which
 gives the same responses (both equal the Keras models within float32
 rounding). ``COWLEY2023_FAST_KERNEL=0`` turns the kernel off. The compiled
-library goes to the project's cache (:func:`classes.data.data_root.default_cache_dir`,
+library goes to the project's cache (:func:`classes.runtime.paths.default_cache_dir`,
 subfolder ``kernels``), named by a hash of the source and flags;
 ``COWLEY2023_KERNEL_CACHE`` puts it elsewhere.
 """
@@ -36,8 +36,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from classes.data.data_root import default_cache_dir
 from classes.prediction.folding import FoldedModel
+from classes.runtime.outputs import write_atomically
+from classes.runtime.paths import default_cache_dir
 
 __all__ = [
     "KernelModel",
@@ -58,7 +59,7 @@ _library_lock = threading.Lock()
 
 
 class _ModelStruct(ctypes.Structure):
-    # Mirrors compact_model_t in fast_kernel.c.
+    # Mirrors compact_model_t in kernel.c.
     _fields_ = [
         ("channels", ctypes.c_int * 5),
         ("kernel0", ctypes.c_void_p),
@@ -102,23 +103,18 @@ def _compile(compiler: str) -> Path:
     library = folder / f"fast_kernel_{digest}.so"
     if library.exists():
         return library
-    # Compile to a private name, then rename: a concurrent process never loads half a file.
-    handle, temporary = tempfile.mkstemp(suffix=".so", dir=folder)
-    os.close(handle)
-    try:
+    # Written atomically: a concurrent process never loads half a library.
+    def compile_to(temporary):
         result = subprocess.run(
-            [compiler, *COMPILE_FLAGS, "-o", temporary, str(SOURCE)],
+            [compiler, *COMPILE_FLAGS, "-o", str(temporary), str(SOURCE)],
             capture_output=True,
             text=True,
             timeout=120,
         )
         if result.returncode != 0:
             raise RuntimeError(f"{compiler} failed: {result.stderr.strip()[-500:]}")
-        os.replace(temporary, library)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-    return library
+
+    return write_atomically(library, compile_to)
 
 
 def _load_library():
@@ -172,7 +168,7 @@ def _pad(array: np.ndarray, shape: tuple) -> np.ndarray:
 
 
 class KernelModel:
-    """One folded model laid out for ``fast_kernel.c`` (channels padded to 16).
+    """One folded model laid out for ``kernel.c`` (channels padded to 16).
 
     Attributes:
         name: the folded model's label.
@@ -236,7 +232,7 @@ def predict_with_kernel(
     threads: int | None = None,
     show_progress: bool = False,
 ) -> np.ndarray:
-    """Responses of every model to every image through ``fast_kernel.c``.
+    """Responses of every model to every image through ``kernel.c``.
 
     Args:
         models: from :func:`prepare_kernel_model`.

@@ -10,12 +10,8 @@ import sys
 from pathlib import Path
 
 from classes.data.data_root import resolve_data_root, verify_data_root
-from classes.runtime.outputs import (
-    default_results_dir,
-    format_comparison_table,
-    prepare_output_dir,
-    write_json,
-)
+from classes.reporting.comparison import format_comparison_table
+from classes.runtime.outputs import default_results_dir, prepare_output_dir, write_json
 
 
 def start_script(arguments, script_name: str) -> tuple[Path, Path]:
@@ -82,23 +78,24 @@ def format_timings(timings: dict[str, float]) -> str:
 
 
 def report_results(output_dir: Path, summary: dict, table: list[dict], written: str, time_text: str,
-                   notes=(), extra_text: str | None = None) -> None:
-    """Writes ``summary.json`` and prints what a script found and wrote.
+                   notes=(), extra_text: str | None = None, result_name: str = "summary.json") -> None:
+    """Writes the result's JSON and prints what a script found and wrote.
 
     Prints, after a blank line: the comparison table, ``extra_text`` (after
     another blank line) when given, one ``note:`` line per note, then
     ``wrote <written>`` after a blank line and ``time_text``.
 
     Args:
-        output_dir: ``--out``; ``summary.json`` is written there.
-        summary: what ``summary.json`` holds.
-        table: rows of :func:`classes.runtime.outputs.comparison_row`.
+        output_dir: ``--out``; the result's JSON is written there.
+        summary: what the result's JSON holds.
+        table: rows of :func:`classes.runtime.comparison_row`.
         written: what the ``wrote`` line names (folder and files).
         time_text: the last line, e.g. from :func:`format_timings`.
         notes: lines printed as ``note: ...``.
         extra_text: a further block printed after the table; None for none.
+        result_name: the JSON file's name in ``output_dir``.
     """
-    write_json(output_dir / "summary.json", summary)
+    write_json(output_dir / result_name, summary)
     print()
     print(format_comparison_table(table))
     if extra_text is not None:

@@ -1,4 +1,4 @@
-"""Writing results: atomic files, figures as PNG and PDF, the comparison table.
+"""Writing results: atomic files, JSON, CSV, figures as PNG and PDF.
 
 Every script writes into a results folder (default ``results/<script>/``,
 ignored by git). Files appear whole or not at all: each is written to a
@@ -15,9 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from classes.data.data_root import REPOSITORY_ROOT
-
-STATUSES = ("reproduced", "approximate", "not computable", "differs")
+from classes.runtime.paths import REPOSITORY_ROOT
 
 
 def default_results_dir(script_name: str) -> Path:
@@ -49,13 +47,29 @@ def prepare_output_dir(path, overwrite: bool = True) -> Path:
 
 def _atomic_target(target: Path):
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    # The temporary name ends in the target's suffixes: Keras and NumPy choose
+    # the format from them (".keras", ".weights.h5", ".npz").
+    suffixes = "".join(target.suffixes)
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=f".part{suffixes}")
     os.close(handle)
     return Path(temporary)
 
 
 def write_atomically(target, writer) -> Path:
-    """Calls ``writer(temporary_path)`` then renames onto ``target``."""
+    """Calls ``writer(temporary_path)`` then renames onto ``target``.
+
+    The one way this project writes a file: a reader never sees half of it,
+    and a failed or interrupted writer leaves no file behind.
+
+    Args:
+        target: the final path; its folder is created when missing.
+        writer: ``writer(path)`` writes the whole file at ``path``, a hidden
+            name beside ``target`` that ends in ``.part`` plus the target's
+            suffixes.
+
+    Returns:
+        ``target`` as a Path.
+    """
     target = Path(target)
     temporary = _atomic_target(target)
     try:
@@ -129,49 +143,6 @@ def save_figure(figure, stem) -> list[Path]:
             )
         )
     return written
-
-
-def comparison_row(quantity: str, published, reproduced, status: str, note: str = "") -> dict:
-    """One row of the published-vs-reproduced table.
-
-    Args:
-        status: one of ``STATUSES``; ``"not computable"`` rows say why in
-            ``note``.
-    """
-    if status not in STATUSES:
-        raise ValueError(f"status must be one of {STATUSES}, got {status!r}.")
-    return {
-        "quantity": quantity,
-        "published": published,
-        "reproduced": reproduced,
-        "status": status,
-        "note": note,
-    }
-
-
-def format_comparison_table(rows: list[dict]) -> str:
-    """Renders comparison rows as a fixed-width text table."""
-    header = ("quantity", "published", "reproduced", "status")
-    cells = [header] + [
-        tuple(_format_table_cell(row[key]) for key in header) for row in rows
-    ]
-    widths = [max(len(line[column]) for line in cells) for column in range(len(header))]
-    lines = []
-    for index, line in enumerate(cells):
-        lines.append("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)))
-        if index == 0:
-            lines.append("  ".join("-" * width for width in widths))
-        elif rows[index - 1].get("note"):
-            lines.append("    -> " + rows[index - 1]["note"])
-    return "\n".join(lines)
-
-
-def _format_table_cell(value) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, (float, np.floating)):
-        return "n/a" if not np.isfinite(value) else f"{float(value):.4g}"
-    return str(value)
 
 
 def add_common_arguments(parser) -> None:
