@@ -45,7 +45,7 @@ from classes.data.preprocessing import recenter_images
 from classes.data.responses import available_response_sessions
 from classes.data.sessions import TEST_SESSIONS, held_out_indices
 from classes.ensemble.predictions import load_ensemble_predictions
-from classes.prediction.api import predict_many_models
+from classes.prediction import predict
 from classes.prediction.stacked import ENGINES, resolve_engine
 from classes.reporting.comparison import comparison_row
 from classes.reporting.script_support import (
@@ -110,9 +110,9 @@ def evaluate_sessions(models, arguments, data_root, timings):
         _, evaluation = held_out_indices(session)
         images = recenter_images(load_images(session, evaluation + 1, data_root=data_root))
         timings["load images"] += time.perf_counter() - start
-        predictions = predict_many_models(
-            session_models, images, path=arguments.path, batch_size=arguments.batch_size,
-            data_root=data_root, timings=timings, engine=arguments.engine,
+        predictions = predict(
+            session_models, images, engine="keras" if arguments.path == "keras" else arguments.engine,
+            batch_size=arguments.batch_size, data_root=data_root, timings=timings, show_progress=True,
         )
         neurons = [identifier.neuron for identifier in session_models]
         scores = score_session(predictions, session, neurons=neurons, data_root=data_root)

@@ -69,7 +69,7 @@ from classes.figures.shared_perf import (
     order_check,
     summary_table,
 )
-from classes.prediction.api import predict_many_models
+from classes.prediction import predict
 from classes.prediction.folding import fold_shared_model
 from classes.prediction.shared import DEFAULT_BATCH_SIZE, predict_shared_fast
 from classes.reporting.script_support import (
@@ -166,8 +166,8 @@ def run(arguments) -> dict:
         session_models = [models[index] for index in positions]
         images = np.concatenate([held_out[session], order_images]) if session in present else order_images
         # Each path uses its own measured default batch size.
-        predictions = predict_many_models(session_models, images, path=path, batch_size=None,
-                                          data_root=data_root, timings=timings)
+        predictions = predict(session_models, images, engine="keras" if path == "keras" else "auto",
+                              data_root=data_root, timings=timings, show_progress=True)
         compact_order[:, positions] = predictions[:, -len(order_images):].T
         if session in present:
             compact_predictions[session] = predictions[:, : len(held_out[session])]

@@ -18,7 +18,7 @@ from classes.data.images import available_image_sessions, load_images
 from classes.data.preprocessing import recenter_images
 from classes.data.responses import load_repeat_averaged
 from classes.data.sessions import held_out_indices
-from classes.prediction.api import predict_many_models
+from classes.prediction import predict
 from classes.scoring.percent_changes import spike_count_calibration
 
 
@@ -41,8 +41,7 @@ def pool_responses(identifiers: list[ModelId], raw_images, data_root=None, chunk
     starts = range(0, len(raw_images), int(chunk))
     for start in tqdm(starts, desc=description, leave=False, disable=not show_progress):
         batch = recenter_images(raw_images[start : start + chunk])
-        responses[:, start : start + len(batch)] = predict_many_models(
-            identifiers, batch, path="fast", data_root=data_root, show_progress=False)
+        responses[:, start : start + len(batch)] = predict(identifiers, batch, data_root=data_root)
     return responses
 
 
@@ -68,8 +67,7 @@ def calibrate_models(identifiers: list[ModelId], data_root=None) -> dict[str, tu
             continue
         fit, _ = held_out_indices(session)
         images = recenter_images(load_images(session, fit + 1, data_root=data_root))
-        predictions = predict_many_models(members, images, path="fast", data_root=data_root,
-                                          show_progress=False)
+        predictions = predict(members, images, data_root=data_root)
         responses = load_repeat_averaged(session, data_root)[:, fit]
         for row, identifier in enumerate(members):
             target = responses[identifier.neuron]
