@@ -68,7 +68,7 @@ from classes.prediction.stacked import (  # noqa: E402
     predict_stacked,
     stack_compact_models,
 )
-from classes.reporting.script_support import exit_on_user_error, start_script  # noqa: E402
+from classes.reporting.script_support import add_common_arguments, exit_on_user_error, start_script  # noqa: E402
 from classes.runtime import outputs  # noqa: E402
 from classes.runtime.quiet_tensorflow import tf  # noqa: E402
 
@@ -100,7 +100,7 @@ def parse_arguments(argv=None):
                         help="time only the fast path (no deviation or speed ratio)")
     parser.add_argument("--engines", default="kernel,tensorflow",
                         help="fast-path engines to time, comma-separated (kernel, tensorflow)")
-    outputs.add_common_arguments(parser)
+    add_common_arguments(parser)
     arguments = parser.parse_args(argv)
     for name in ("batch_size", "group_size", "keras_batch_size", "matmul_repeats"):
         if getattr(arguments, name) < 1:

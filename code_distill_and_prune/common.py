@@ -24,7 +24,7 @@ from classes.data.image_pool import build_image_pool, split_pool
 from classes.data.images import load_images
 from classes.data.preprocessing import recenter_images
 from classes.data.sessions import TEST_SESSIONS, held_out_indices
-from classes.reporting.script_support import exit_on_user_error, start_script
+from classes.reporting.script_support import add_common_arguments, exit_on_user_error, start_script
 from classes.runtime import outputs
 from classes.training.distillation import DistillationConfig, load_teacher_model, predict_teacher
 
@@ -97,7 +97,7 @@ def make_parser(description: str, training_stage: str | None = None, restart_hel
         training.add_argument("--restart", action="store_true",
                               help="discard this stage's earlier checkpoints for the chosen neurons")
     parser.add_argument("--batch-size", type=int, default=64, help="images per step / forward pass")
-    outputs.add_common_arguments(parser)
+    add_common_arguments(parser)
     if restart_help is not None:
         parser.add_argument("--restart", action="store_true", help=restart_help)
     if source_help is not None:

@@ -47,6 +47,7 @@ from classes.ensemble.architecture import (
     TINY_CONFIG,
     MemberConfig,
 )
+from classes.ensemble.optimization import STRATEGIES, TrainingSchedule
 from classes.ensemble.taskdriven_features import (
     RANDOM_FEATURES_LABEL,
     build_feature_extractor,
@@ -54,14 +55,10 @@ from classes.ensemble.taskdriven_features import (
     random_patch_features,
     resolve_weights_path,
 )
-from classes.ensemble.training import (
-    STRATEGIES,
-    SessionData,
-    TrainingSchedule,
-    poisson_validation,
-    train_member,
-)
-from classes.runtime.outputs import write_json
+from classes.ensemble.training import train_member
+from classes.ensemble.training_data import SessionData, ValidationData, poisson_validation
+from classes.runtime.outputs import write_atomically, write_json
+from classes.training.checkpoints import refuse_changed_settings
 
 TINY_DEFAULTS = {"max_images": 48, "validation_images": 80, "sessions": 2, "learning_rate": 0.05,
                  "batch_size": 16}
@@ -170,53 +167,78 @@ class FeatureSource:
             return np.load(path, mmap_mode="r")
         images = load_images(session_id, image_numbers, data_root=self.data_root)
         features = extract_features(self.extractor, images, show_progress=True).astype(np.float16)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.part.npy")
-        np.save(temporary, features)
-        temporary.replace(path)
+        write_atomically(path, lambda temporary: np.save(temporary, features))
         return features
 
 
 def check_run_config(out_dir: Path, run_config: dict) -> None:
-    """Refuses to resume a run made with different settings."""
+    """Records a run's settings in ``run_config.json``, or refuses to resume
+    a run made with other settings.
+
+    Raises:
+        ValueError: ``out_dir`` holds a run made with other settings.
+    """
     path = out_dir / "run_config.json"
-    run_config = json.loads(json.dumps(run_config))  # tuples become lists, as in the file
     if path.is_file():
-        previous = json.loads(path.read_text())
-        differences = [key for key in run_config if previous.get(key) != run_config[key]]
-        if differences:
-            raise ValueError(
-                f"{out_dir} holds a run made with other settings ({', '.join(differences)} "
-                "differ); resume with the same arguments or choose another --out."
-            )
+        refuse_changed_settings(json.loads(path.read_text()), run_config, out_dir,
+                                "resume with the same arguments or choose another --out")
     else:
         write_json(path, run_config)
 
 
-def run(arguments) -> list[dict]:
-    started = time.perf_counter()
-    data_root = resolve_data_root(arguments.data_root)
-    out_dir = Path(arguments.out).expanduser()
+def member_settings(arguments) -> tuple[str, MemberConfig, TrainingSchedule, dict]:
+    """Feature source, member sizes, schedule and image limits from the arguments.
+
+    Raises:
+        ValueError: ``--tiny`` with ResNet50 features.
+    """
     tiny = arguments.tiny
     kind = arguments.features or ("random" if tiny else "resnet50")
     if tiny and kind == "resnet50":
         raise ValueError("--tiny trains a 16-channel member on random features; it cannot take "
                          "ResNet50 features. Drop --tiny or --features resnet50.")
-    config: MemberConfig = TINY_CONFIG if tiny else FULL_CONFIG
     defaults = TINY_DEFAULTS if tiny else {}
     schedule = TrainingSchedule(
         num_epochs=arguments.epochs,
         initial_learning_rate=arguments.learning_rate or defaults.get("learning_rate", 2.0),
         batch_size=arguments.batch_size or defaults.get("batch_size", 64),
     )
-    max_images = arguments.max_images or defaults.get("max_images")
-    validation_images = arguments.validation_images or defaults.get("validation_images")
-    sessions, notes = choose_sessions(arguments.sessions, data_root, tiny)
+    limits = {"max_images": arguments.max_images or defaults.get("max_images"),
+              "validation_images": arguments.validation_images or defaults.get("validation_images")}
+    return kind, TINY_CONFIG if tiny else FULL_CONFIG, schedule, limits
+
+
+def load_validation(source: FeatureSource, data_root, validation_images) -> ValidationData:
+    """The validation session's features and responses (Poisson noise model)."""
+    means = load_repeat_averaged(VALIDATION_SESSION, data_root)
+    validation_numbers = np.arange(1, means.shape[1] + 1)
+    if validation_images:
+        means, validation_numbers = means[:, :validation_images], validation_numbers[:validation_images]
+    return poisson_validation(
+        VALIDATION_SESSION, source(VALIDATION_SESSION, validation_numbers), means,
+        get_session(VALIDATION_SESSION).num_repeats,
+    )
+
+
+def report_member(index: int, log: dict, validation: ValidationData) -> None:
+    """Prints one member's status and best validation score."""
+    best = log["best_validation_median_r2"]
+    print(f"member {index}: {log['status']}; best validation median noise-corrected R2 "
+          f"{best:.3f} ({validation.label}) at epoch {log['best_at'][0]}, session "
+          f"{log['best_at'][2]}" + (f"; saved {log['member_file']}" if "member_file" in log else
+                                     "; rerun the same command to resume"))
+
+
+def run(arguments) -> list[dict]:
+    started = time.perf_counter()
+    data_root = resolve_data_root(arguments.data_root)
+    out_dir = Path(arguments.out).expanduser()
+    kind, config, schedule, limits = member_settings(arguments)
+    sessions, notes = choose_sessions(arguments.sessions, data_root, arguments.tiny)
     out_dir.mkdir(parents=True, exist_ok=True)
     check_run_config(out_dir, {
         "features": kind, "config": asdict(config), "schedule": asdict(schedule),
-        "sessions": sessions, "max_images": max_images, "validation_images": validation_images,
-        "validation_session": VALIDATION_SESSION,
+        "sessions": sessions, **limits, "validation_session": VALIDATION_SESSION,
     })
     source = FeatureSource(kind, arguments.resnet50_weights, config.feature_shape[2],
                            out_dir / "features", data_root)
@@ -228,18 +250,11 @@ def run(arguments) -> list[dict]:
 
     def load_session(session_id: str) -> SessionData:
         responses, image_numbers = load_training(session_id, data_root)
-        if max_images:
-            responses, image_numbers = responses[:, :max_images], image_numbers[:max_images]
+        if limits["max_images"]:
+            responses, image_numbers = responses[:, :limits["max_images"]], image_numbers[:limits["max_images"]]
         return SessionData(session_id, source(session_id, image_numbers), responses)
 
-    means = load_repeat_averaged(VALIDATION_SESSION, data_root)
-    validation_numbers = np.arange(1, means.shape[1] + 1)
-    if validation_images:
-        means, validation_numbers = means[:, :validation_images], validation_numbers[:validation_images]
-    validation = poisson_validation(
-        VALIDATION_SESSION, source(VALIDATION_SESSION, validation_numbers), means,
-        get_session(VALIDATION_SESSION).num_repeats,
-    )
+    validation = load_validation(source, data_root, limits["validation_images"])
     logs = []
     for index in range(arguments.first_member, arguments.first_member + arguments.members):
         log = train_member(
@@ -251,11 +266,7 @@ def run(arguments) -> list[dict]:
         log["notes"] = notes
         write_json(out_dir / f"training_log_member{index}.json", log)
         logs.append(log)
-        best = log["best_validation_median_r2"]
-        print(f"member {index}: {log['status']}; best validation median noise-corrected R2 "
-              f"{best:.3f} ({validation.label}) at epoch {log['best_at'][0]}, session "
-              f"{log['best_at'][2]}" + (f"; saved {log['member_file']}" if "member_file" in log else
-                                         "; rerun the same command to resume"))
+        report_member(index, log, validation)
     print(f"time: {time.perf_counter() - started:.1f} s")
     return logs
 

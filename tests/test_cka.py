@@ -109,7 +109,7 @@ def test_position_subset():
     np.testing.assert_array_equal(chosen, position_subset(112, 112, 512, seed=0))
     assert not np.array_equal(chosen, position_subset(112, 112, 512, seed=1))
     np.testing.assert_array_equal(position_subset(28, 28, 1000), np.arange(784))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="num_positions must be positive"):
         position_subset(28, 28, 0)
 
 

@@ -11,6 +11,7 @@ from scipy.ndimage import gaussian_filter
 from classes.compact.model import build_compact_model
 from classes.compact.tools import get_kernels, predict_responses
 from classes.runtime.quiet_tensorflow import keras
+from classes.training import checkpoints
 from classes.training.distillation import (
     DistillationConfig,
     block_slices,
@@ -169,6 +170,36 @@ def test_resume_continues_where_it_stopped(tmp_path):
     assert calls == [] and state["finished"]
     np.testing.assert_array_equal(predict_responses(again, pool.images[:4]),
                                   predict_responses(resumed, pool.images[:4]))
+
+
+def test_a_crash_before_the_state_is_written_resumes_like_an_uninterrupted_run(tmp_path, monkeypatch):
+    pool = SyntheticPool(16, seed=3)
+    config = DistillationConfig(block_size=8, blocks_per_chunk=1, epochs=1, batch_size=8, seed=5)
+    complete, _ = distill(fresh_student(), pool, targets_for(pool, config), config, tmp_path / "complete",
+                          show_progress=False)
+    write_json = checkpoints.write_json
+
+    def die_at_the_second_state(path, data):
+        if (path.parent / "checkpoint_chunk0002.keras").is_file():
+            raise RuntimeError("killed")
+        return write_json(path, data)
+
+    monkeypatch.setattr(checkpoints, "write_json", die_at_the_second_state)
+    folder = tmp_path / "crashed"
+    with pytest.raises(RuntimeError, match="killed"):
+        distill(fresh_student(), pool, targets_for(pool, config), config, folder, show_progress=False)
+    # Chunk 2's model was written, its state was not: the state still names chunk 1, whose file is kept.
+    state = json.loads((folder / "state.json").read_text())
+    assert (state["chunks_done"], state["checkpoint"], state["finished"]) == (1, "checkpoint_chunk0001.keras", False)
+    assert (folder / "checkpoint_chunk0001.keras").is_file() and (folder / "checkpoint_chunk0002.keras").is_file()
+    monkeypatch.undo()
+    calls = []
+    resumed, state = distill(fresh_student(seed=99), pool, targets_for(pool, config, calls), config, folder,
+                             show_progress=False)
+    assert state["finished"] and state["images_seen"] == 16 and len(calls) == 1
+    for ours, reference in zip(resumed.get_weights(), complete.get_weights(), strict=True):
+        np.testing.assert_array_equal(ours, reference)
+    assert sorted(p.name for p in folder.glob("checkpoint_*")) == ["checkpoint_chunk0002.keras"]
 
 
 def test_save_load_round_trip(tmp_path):

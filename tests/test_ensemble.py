@@ -26,18 +26,17 @@ from classes.ensemble.files import (
     member_file_name,
     save_member,
 )
+from classes.ensemble.optimization import TrainingSchedule, masked_mean_squared_error
 from classes.ensemble.summary import (
     compare_with_summary,
     parse_summary_tables,
     release_member_table,
     release_summary_path,
 )
-from classes.ensemble.training import (
+from classes.ensemble.training import train_member
+from classes.ensemble.training_data import (
     SessionData,
-    TrainingSchedule,
-    masked_mean_squared_error,
     poisson_validation,
-    train_member,
     validation_score,
     zscored_targets,
 )

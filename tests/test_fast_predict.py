@@ -16,7 +16,6 @@ from classes.data.images import load_images
 from classes.data.preprocessing import RECENTERED_MAX, RECENTERED_MIN, recenter_images
 from classes.prediction.kernel import cpu_supports_kernel, kernel_unavailable_reason
 from classes.prediction.stacked import (
-    StackedModels,
     compact_model_flops,
     predict_models_on_images,
     predict_stacked,
@@ -188,8 +187,13 @@ def test_no_images_give_an_empty_result(engine):
 
 
 @pytest.fixture(scope="module")
-def small_stack():
-    return stack_compact_models([random_compact_model([2, 3, 2, 2, 2], np.random.default_rng(2))])
+def small_model():
+    return random_compact_model([2, 3, 2, 2, 2], np.random.default_rng(2))
+
+
+@pytest.fixture(scope="module")
+def small_stack(small_model):
+    return stack_compact_models([small_model])
 
 
 @pytest.mark.parametrize(
@@ -206,8 +210,8 @@ def test_bad_images_are_refused(small_stack, images, message):
         predict_stacked(small_stack, images)
 
 
-def test_bad_sizes_and_containers_are_refused(small_stack):
-    images = np.zeros((2, 112, 112, 3), np.float32)
+def test_bad_sizes_and_containers_are_refused(small_model, small_stack):
+    images = np.random.default_rng(4).uniform(RECENTERED_MIN, RECENTERED_MAX, (3, 112, 112, 3)).astype(np.float32)
     with pytest.raises(ValueError, match="batch_size"):
         predict_stacked(small_stack, images, batch_size=0)
     with pytest.raises(ValueError, match="group_size"):
@@ -218,7 +222,8 @@ def test_bad_sizes_and_containers_are_refused(small_stack):
         predict_stacked(small_stack, images, threads=0)
     with pytest.raises(ValueError, match="engine must be one of auto, kernel, tensorflow"):
         predict_stacked(small_stack, images, engine="gpu")
-    assert isinstance(small_stack, StackedModels)
+    # The refused calls left the stack intact: it still gives the model's responses.
+    assert_close_to_keras(predict_stacked(small_stack, images), keras_responses([small_model], images))
 
 
 def test_bad_weight_lists_are_refused():

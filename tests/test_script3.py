@@ -8,7 +8,8 @@ import os
 import pytest
 
 import script3_load_compact_models as script3
-from classes.compact.torch_port import MEASURED_MAX_RELATIVE_DIFFERENCE, torch_available
+from classes.compact.torch_agreement import MEASURED_MAX_RELATIVE_DIFFERENCE
+from classes.compact.torch_model import torch_available
 
 # As in tests/test_torch_port.py: headroom over the measurement of
 # docs/torch_port.md, float-rounding floor for the exact port.
@@ -64,8 +65,16 @@ def test_agreement_values(result_folder):
         for name in ("torch_release", "torch_from_keras"):
             assert formats[name]["status"] == "unavailable"
             assert "pip install torch" in formats[name]["reason"]
+    # Three rows with PyTorch (release .pt over the largest response and over
+    # the s.d., then the exact port); one "not computable" row without it.
     statuses = [row["status"] for row in result["comparison"]]
-    assert all(status in ("reproduced", "approximate", "not computable") for status in statuses)
+    if _torch_expected():
+        assert statuses == ["reproduced", "approximate", "reproduced"], statuses
+        assert result["comparison"][0]["reproduced"] == pytest.approx(
+            formats["torch_release"]["max_diff_over_max_abs_response"]
+        )
+    else:
+        assert statuses == ["not computable"], statuses
 
 
 def test_session_without_images_uses_substitute(data_root, tmp_path):

@@ -65,13 +65,15 @@ def test_script5_rejects_bad_choices(tmp_path):
 
 
 def test_order_check_finds_a_permutation():
+    from classes.scoring.shared_performance import order_check
+
     generator = np.random.default_rng(0)
     compact = generator.normal(size=(50, 4))
     shared = compact[:, [0, 2, 1, 3]] + 0.1 * generator.normal(size=(50, 4))
-    result = script5.order_check(shared, compact)
+    result = order_check(shared, compact)
     np.testing.assert_array_equal(result["matched"], [True, False, False, True])
     assert result["matched_fraction"] == 0.5
-    in_order = script5.order_check(compact + 0.1 * generator.normal(size=(50, 4)), compact)
+    in_order = order_check(compact + 0.1 * generator.normal(size=(50, 4)), compact)
     assert in_order["matched_fraction"] == 1.0 and in_order["min_correlation"] > 0.9
 
 
@@ -122,9 +124,12 @@ def test_script6_all_is_resumable(data_root, tmp_path, capsys):
     assert (tmp_path / "all" / "compact_model_190923_neuron2.npy").stat().st_mtime_ns == before
 
 
-def test_script6_rejects_bad_arguments(tmp_path):
-    with pytest.raises(SystemExit):
+def test_script6_rejects_bad_arguments(tmp_path, capsys):
+    # An argument error: argparse's exit status 2 and its message, before any data is looked for.
+    with pytest.raises(SystemExit) as raised:
         script6.main(["--steps", "0", "--out", str(tmp_path)])
+    assert raised.value.code == 2
+    assert "--steps must be at least 1" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="neurons 0..32"):
         script6.main(["--session", "190923", "--neuron", "40", "--out", str(tmp_path)])
     with pytest.raises(SystemExit, match="session/neuron"):
@@ -166,13 +171,15 @@ def test_all_records_round_trip_and_resume_marker(tmp_path):
         write_record(tmp_path, identifier, image.astype(np.float32), record)
 
 
-def test_parse_models_reads_both_spellings():
+def test_models_flag_reads_both_spellings():
+    # script6's --models goes through parse_model_list.
+    from classes.compact.choice import parse_model_list
     from classes.compact.model import model_id
 
-    assert script6.parse_models("190923/2, compact_model_201025_neuron27,190923/neuron2") == [
+    assert parse_model_list("190923/2, compact_model_201025_neuron27,190923/neuron2") == [
         model_id("190923", 2), model_id("201025", 27)]
-    assert len(script6.parse_models("all")) == 219
-    with pytest.raises(ValueError, match="session/neuron"):
-        script6.parse_models("190923-2")
-    with pytest.raises(ValueError, match="no model"):
-        script6.parse_models(" , ")
+    assert len(parse_model_list("all")) == 219
+    with pytest.raises(ValueError, match="--models: cannot read '190923-2' as session/neuron"):
+        parse_model_list("190923-2")
+    with pytest.raises(ValueError, match="--models chose no model"):
+        parse_model_list(" , ")

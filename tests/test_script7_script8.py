@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from classes.analysis.dot_analysis import (
-    ProbeSet,
     ResponseFunction,
     build_probe_set,
     compare_to_intact,
@@ -16,7 +15,7 @@ from classes.analysis.dot_analysis import (
     filters_ablated,
     invariance_index,
 )
-from classes.analysis.dot_stimuli import grid_centers, single_dot_images
+from classes.analysis.dot_stimuli import GRAY, grid_centers, single_dot_images
 
 
 def test_invariance_index_known_values():
@@ -34,15 +33,28 @@ def test_dot_selectivity_known_values():
     assert dot_selectivity_index([3.0, 0.5], natural) == pytest.approx(2.0)
     assert dot_selectivity_index([2.0], natural) == pytest.approx(1.0)
     assert np.isnan(dot_selectivity_index([2.0], [1.0, 1.0]))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least one dot response"):
         dot_selectivity_index([], natural)
 
 
 def test_probe_set_layout_and_evaluation():
-    probe = build_probe_set([1, 3], [[50, 50], [54, 54]], [1, 2], 2.0, grid_centers(28)[10:16, 10:16].reshape(-1, 2),
-                            num_draws=3, dot_value=0, seed=0)
-    assert len(probe.images) == 1 + 2 * 2 + 2 * 3
+    candidates = grid_centers(28)[10:16, 10:16].reshape(-1, 2)
+    probe = build_probe_set([1, 3], [[50, 50], [54, 54]], [1, 2], 2.0, candidates, num_draws=3, dot_value=0, seed=0)
+    # blank, 2 radii x 2 places (radius-major), 2 numbers x 3 draws (number-major)
+    assert probe.images.shape == (1 + 2 * 2 + 2 * 3, 112, 112, 3) and probe.images.dtype == np.uint8
+    np.testing.assert_array_equal(probe.radii, [1.0, 3.0])
+    np.testing.assert_array_equal(probe.numbers, [1, 2])
+    assert (probe.num_centers, probe.num_draws, probe.number_valid.shape) == (2, 3, (2, 3))
     assert probe.number_valid.all()
+    dark = (probe.images[..., 0] == 0).sum(axis=(1, 2))
+    # Pixels within r of an integer centre: 5 for r = 1, 29 for r = 3; within 2 of a
+    # half-integer grid centre: 12 per dot (the dots never touch).
+    np.testing.assert_array_equal(dark, [0, 5, 5, 29, 29, 12, 12, 12, 24, 24, 24])
+    assert np.all(probe.images[0] == GRAY)
+    assert probe.images[1][50, 50, 0] == 0 and probe.images[2][54, 54, 0] == 0
+    assert [len(centers) for centers in probe.number_centers] == [1, 1, 1, 2, 2, 2]
+    for centers in probe.number_centers:
+        assert all(any(np.allclose(center, candidate) for candidate in candidates) for center in centers)
     # blank, radius 1 at two places, radius 3 at two places, 3 draws of 1 dot, 3 draws of 2 dots
     responses = np.array([1.0, 2.0, 4.0, 5.0, 7.0, 5.0, 5.0, 5.0, 2.0, 2.0, 2.0])
     result = probe.evaluate(responses)
@@ -54,9 +66,8 @@ def test_probe_set_layout_and_evaluation():
     assert compared["size_invariance"] == pytest.approx(1.0)
     assert compared["number_invariance"] == pytest.approx(1 - 1 / 3)
     assert compared["retained_drive"] == pytest.approx(2.0 / 3.5)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="Expected 11 responses"):
         probe.evaluate(responses[:-1])
-    assert isinstance(probe, ProbeSet)
 
 
 @pytest.fixture(scope="module")
@@ -175,16 +186,73 @@ def test_script8_quick(tmp_path, data_root):
     assert len(screen) == 1 + 3
 
 
-def test_scripts_reject_bad_input(tmp_path):
+def test_scripts_reject_bad_input(tmp_path, capsys):
     import script7_filter_analysis
     import script8_dot_detector
 
-    with pytest.raises(SystemExit):
+    # argparse errors: exit status 2 and the reason on stderr.
+    with pytest.raises(SystemExit) as exit_info:
         script7_filter_analysis.main(["--num-images", "0", "--out", str(tmp_path)])
-    with pytest.raises(SystemExit):
+    assert exit_info.value.code == 2
+    assert "--num-images must be positive" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
         script8_dot_detector.main(["--radii", "1,x", "--out", str(tmp_path)])
-    with pytest.raises(SystemExit, match="session/neuron"):
-        script8_dot_detector.main(["--quick", "--num-models", "2", "--model", "190923/999", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "expected comma-separated numbers, got '1,x'" in capsys.readouterr().err
+    # Bad models are refused before the data root is looked up or --out is made.
+    with pytest.raises(SystemExit, match=r"^error: --model: cannot read '190923/999' as session/neuron"):
+        script8_dot_detector.main(["--quick", "--num-models", "2", "--model", "190923/999",
+                                   "--out", str(tmp_path / "a")])
+    with pytest.raises(SystemExit, match=r"^error: --model 190923/neuron1 is not among the screened models"):
+        script8_dot_detector.main(["--num-models", "2", "--model", "190923/1", "--out", str(tmp_path / "b")])
+    with pytest.raises(SystemExit, match=r"^error: --num-models must be at least 2 \(script 7 compares pairs"):
+        script7_filter_analysis.main(["--num-models", "1", "--out", str(tmp_path / "c")])
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("script_name", ["script7_filter_analysis", "script8_dot_detector"])
+@pytest.mark.parametrize("count", ["0", "-3"])
+def test_num_models_must_be_positive(tmp_path, script_name, count):
+    import importlib
+
+    script = importlib.import_module(script_name)
+    with pytest.raises(SystemExit) as exit_info:
+        script.main(["--num-models", count, "--out", str(tmp_path / "out")])
+    message = exit_info.value.code
+    assert message == f"error: --num-models must be a positive number of models (1-219); got {count}."
+    assert "\n" not in message
+    assert not (tmp_path / "out").exists()
+
+
+def test_screen_stimuli_and_receptive_field():
+    from classes.analysis.dot_detector import receptive_field_cells, screen_stimuli
+
+    images, labels = screen_stimuli(2, [2.0, 6.0])
+    assert images.shape == (2 * 2 * 4, 112, 112, 3) and len(labels) == 16
+    # polarity-major, then radius, then the 2 x 2 grid's cells (centres 27.5 and 83.5)
+    assert labels[0] == ("black", 2.0, (27.5, 27.5)) and labels[5] == ("black", 6.0, (27.5, 83.5))
+    assert labels[8][0] == "white" and images[8][27, 27, 0] == 255 and images[0][27, 27, 0] == 0
+    np.testing.assert_array_equal((images[:4, ..., 0] == 0).sum(axis=(1, 2)), [12] * 4)
+    location = np.array([[0.0, 1.0], [2.0, 4.0]])
+    centers = grid_centers(2)
+    cells, mask = receptive_field_cells(location, 0.0, centers)
+    np.testing.assert_array_equal(mask, [[False, False], [True, True]])
+    np.testing.assert_array_equal(cells, [[83.5, 27.5], [83.5, 83.5]])
+    cells, mask = receptive_field_cells(location, 5.0, centers)  # nothing above the blank
+    assert not mask.any() and cells.shape == (0, 2)
+
+
+def test_signal_correlation_and_filters_per_layer_known_values():
+    from classes.analysis.layer_comparison import filters_per_layer, signal_correlation
+
+    signal = signal_correlation([[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [3.0, 2.0, 1.0]])
+    # pairs (0, 1), (0, 2), (1, 2): r = 1, -1, -1
+    np.testing.assert_allclose(signal["squared"], [1.0, 1.0, 1.0])
+    assert signal["mean_r2"] == pytest.approx(1.0) and signal["mean_r"] == pytest.approx(-1 / 3)
+    filters = filters_per_layer([[50, 40, 3, 6, 3], [60, 44, 9, 8, 3], [52, 41, 5, 10, 4]])
+    np.testing.assert_array_equal(filters["medians"], [52, 41, 5, 8, 3])
+    np.testing.assert_array_equal(filters["minimum"], [50, 40, 3, 6, 3])
+    np.testing.assert_allclose(filters["means"], [54, 125 / 3, 17 / 3, 8, 10 / 3])
 
 
 def test_normal_images_come_from_all_normal_sessions(data_root):

@@ -29,19 +29,21 @@ from classes.compact.model import (  # noqa: E402
     model_id,
 )
 from classes.compact.tools import layer_activity, predict_responses  # noqa: E402
-from classes.compact.torch_port import (  # noqa: E402
+from classes.compact.torch_agreement import (  # noqa: E402
     MEASURED_MAX_RELATIVE_DIFFERENCE,
+    evaluation_images,
+    measure_torch_agreement,
+    relative_max_difference,
+    summarize_agreement,
+)
+from classes.compact.torch_conversion import (  # noqa: E402
     RELEASE_BN_EPSILON,
     load_torch_compact_model,
-    measure_torch_agreement,
     model_from_state_dict,
-    predict_responses_torch,
-    relative_max_difference,
-    same_padding,
     state_dict_from_keras_weights,
-    summarize_agreement,
     torch_model_from_keras_weights,
 )
+from classes.compact.torch_model import predict_responses_torch, same_padding  # noqa: E402
 from classes.data.preprocessing import recenter_images, white_noise_images  # noqa: E402
 from classes.runtime.paths import REPOSITORY_ROOT  # noqa: E402
 
@@ -297,8 +299,6 @@ def test_bad_arguments(data_root, random_model, random_images):
 def test_release_model_agrees_with_npy_keras_build(data_root, image_cache):
     # The .pt read through the loader equals the same weights built from npy
     # with the release's conversion, image by image.
-    from classes.compact.torch_port import evaluation_images
-
     images = evaluation_images("210225", data_root, 8, cache_dir=image_cache)[0]
     released = predict_responses_torch(load_torch_compact_model("210225", 9, data_root), images)
     rebuilt = model_from_state_dict(
@@ -313,17 +313,20 @@ def test_release_model_agrees_with_npy_keras_build(data_root, image_cache):
 
 
 def test_module_imports_and_explains_without_torch():
-    # Blocks torch in a fresh interpreter: the module must import, and only
+    # Blocks torch in a fresh interpreter: the modules must import, and only
     # the Torch functions raise the install hint.
     code = (
         "import sys; sys.modules['torch'] = None\n"
-        "import classes.compact.torch_port as port\n"
+        "import classes.compact.torch_agreement as agreement\n"
+        "import classes.compact.torch_conversion as conversion\n"
+        "import classes.compact.torch_model as port\n"
         "assert not port.torch_available()\n"
         "assert port.same_padding(112, 2) == (1, 2)\n"
-        "assert port.relative_max_difference([1.0, 2.0], [1.0, 2.0]) == 0.0\n"
-        "for call in (lambda: port.load_torch_compact_model('190923', 0),\n"
-        "             lambda: port.torch_model_from_keras_weights([]),\n"
+        "assert agreement.relative_max_difference([1.0, 2.0], [1.0, 2.0]) == 0.0\n"
+        "for call in (lambda: conversion.load_torch_compact_model('190923', 0),\n"
+        "             lambda: conversion.torch_model_from_keras_weights([]),\n"
         "             lambda: port.predict_responses_torch(None, None),\n"
+        "             lambda: agreement.measure_torch_agreement([]),\n"
         "             lambda: port.CompactModelTorch):\n"
         "    try:\n"
         "        call()\n"

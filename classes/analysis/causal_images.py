@@ -142,6 +142,23 @@ def adversarial_images(
     Raises:
         ValueError: bad settings or images.
     """
+    _check_adversarial_settings(direction, method, max_pixel_change, step_size, max_steps)
+    base = _as_raw_batch(base_images, "base_images")
+    sign = 1.0 if direction == "increase" else -1.0
+    climb = make_adversarial_climber(response_function(model, output_index), sign, step_size, method,
+                                     float(max_pixel_change))
+    images, steps = climb(tf.constant(base - RGB_MEANS), tf.constant(int(max_steps), tf.int32))
+    raw = np.clip(images.numpy() + RGB_MEANS, 0.0, 255.0).astype(np.float32)
+    return AdversarialResult(
+        images=raw,
+        responses=predict_raw(model, raw, output_index),
+        base_responses=predict_raw(model, base, output_index),
+        max_pixel_change=np.abs(raw - base).max(axis=(1, 2, 3)).astype(np.float32),
+        num_steps=steps.numpy(),
+    )
+
+
+def _check_adversarial_settings(direction, method, max_pixel_change, step_size, max_steps) -> None:
     if direction not in ("increase", "decrease"):
         raise ValueError(f"direction must be 'increase' or 'decrease', got {direction!r}.")
     if method not in ("sign", "normalized"):
@@ -152,10 +169,21 @@ def adversarial_images(
         )
     if isinstance(max_steps, bool) or int(max_steps) < 1:
         raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}.")
-    base = _as_raw_batch(base_images, "base_images")
-    respond = response_function(model, output_index)
-    sign = 1.0 if direction == "increase" else -1.0
-    threshold = float(max_pixel_change)
+
+
+def make_adversarial_climber(respond, sign: float, step_size: float, method: str, threshold: float):
+    """Compiles the adversarial step loop of :func:`adversarial_images`.
+
+    Args:
+        respond: recentred images -> responses (``response_function``).
+        sign: +1 to increase the response, -1 to decrease it.
+        step_size, method: as in :func:`adversarial_images`.
+        threshold: the largest allowed absolute pixel change.
+
+    Returns:
+        A ``tf.function`` ``(recentred base images, step limit) -> (images,
+        steps)``: the last accepted images (recentred) and the steps each took.
+    """
 
     @tf.function
     def climb(base_recentred, limit):
@@ -182,16 +210,7 @@ def adversarial_images(
             active = accept
         return images, steps
 
-    recentred = tf.constant(base - RGB_MEANS)
-    images, steps = climb(recentred, tf.constant(int(max_steps), tf.int32))
-    raw = np.clip(images.numpy() + RGB_MEANS, 0.0, 255.0).astype(np.float32)
-    return AdversarialResult(
-        images=raw,
-        responses=predict_raw(model, raw, output_index),
-        base_responses=predict_raw(model, base, output_index),
-        max_pixel_change=np.abs(raw - base).max(axis=(1, 2, 3)).astype(np.float32),
-        num_steps=steps.numpy(),
-    )
+    return climb
 
 
 def smoothed(images, sigma: float = DEFAULT_SMOOTH_SIGMA) -> np.ndarray:

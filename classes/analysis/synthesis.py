@@ -240,19 +240,44 @@ def synthesize_images(
     _check_settings(direction, num_steps, step_size, blur_every)
     respond = response_function(model, output_index)
     sign = 1.0 if direction == "maximize" else -1.0
-    if initial_images is None:
-        raw = initial_noise(num_images, seed, grayscale)
-    else:
-        raw = np.asarray(initial_images, dtype=np.float32)
-        if raw.ndim != 4 or raw.shape[1:] != (112, 112, 3):
-            raise ValueError(f"initial_images must be (N, 112, 112, 3); got {raw.shape}.")
-        if raw.min() < 0 or raw.max() > 255:
-            raise ValueError("initial_images must be raw pixels in 0..255.")
-    images = tf.constant(raw - RGB_MEANS)
+    images = tf.constant(starting_images(num_images, seed, grayscale, initial_images) - RGB_MEANS)
     initial_responses = np.asarray(respond(images))
-    best_images = images
-    best_values = tf.constant(sign * initial_responses)
     run_steps = make_step_runner(respond, sign, float(step_size), float(gradient_sigma), grayscale)
+    best_images, trajectory = _climb(respond, run_steps, images, sign * initial_responses, sign, num_steps,
+                                     blur_every, blur_sigma, progress)
+    raw_best = np.clip(best_images.numpy() + RGB_MEANS, 0.0, 255.0).astype(np.float32)
+    responses = np.asarray(respond(tf.constant(raw_best - RGB_MEANS)))
+    return SynthesisResult(
+        images=raw_best, responses=responses, initial_responses=initial_responses.astype(np.float32),
+        trajectory=trajectory, direction=direction, seed=int(seed),
+        settings={"num_steps": int(num_steps), "step_size": float(step_size), "blur_every": int(blur_every),
+                  "blur_sigma": float(blur_sigma), "gradient_sigma": float(gradient_sigma),
+                  "grayscale": bool(grayscale), "noise_range": list(NOISE_RANGE), "output_index": int(output_index)},
+    )
+
+
+def starting_images(num_images: int, seed: int, grayscale: bool, initial_images=None) -> np.ndarray:
+    """Raw float32 start images ``(N, 112, 112, 3)``: :func:`initial_noise` or ``initial_images``.
+
+    Raises:
+        ValueError: ``initial_images`` of the wrong shape or outside 0..255.
+    """
+    if initial_images is None:
+        return initial_noise(num_images, seed, grayscale)
+    raw = np.asarray(initial_images, dtype=np.float32)
+    if raw.ndim != 4 or raw.shape[1:] != (112, 112, 3):
+        raise ValueError(f"initial_images must be (N, 112, 112, 3); got {raw.shape}.")
+    if raw.min() < 0 or raw.max() > 255:
+        raise ValueError("initial_images must be raw pixels in 0..255.")
+    return raw
+
+
+def _climb(respond, run_steps, images, initial_values, sign, num_steps, blur_every, blur_sigma, progress):
+    # Chunks of blur_every steps run in the graph; the image blur between
+    # chunks and the progress bar run here. Returns the best recentred images
+    # (tensor) and the trajectory, float32 (num_steps, num_images).
+    best_images = images
+    best_values = tf.constant(initial_values)
     trajectories = []
     done = 0
     while done < num_steps:
@@ -270,23 +295,4 @@ def synthesize_images(
     final_values = respond(images)
     improved = sign * final_values > best_values
     best_images = tf.where(improved[:, None, None, None], images, best_images)
-    raw_best = np.clip(best_images.numpy() + RGB_MEANS, 0.0, 255.0).astype(np.float32)
-    responses = np.asarray(respond(tf.constant(raw_best - RGB_MEANS)))
-    return SynthesisResult(
-        images=raw_best,
-        responses=responses,
-        initial_responses=initial_responses.astype(np.float32),
-        trajectory=np.concatenate(trajectories).astype(np.float32),
-        direction=direction,
-        seed=int(seed),
-        settings={
-            "num_steps": int(num_steps),
-            "step_size": float(step_size),
-            "blur_every": int(blur_every),
-            "blur_sigma": float(blur_sigma),
-            "gradient_sigma": float(gradient_sigma),
-            "grayscale": bool(grayscale),
-            "noise_range": list(NOISE_RANGE),
-            "output_index": int(output_index),
-        },
-    )
+    return best_images, np.concatenate(trajectories).astype(np.float32)

@@ -1,4 +1,4 @@
-"""The resumable per-model records of ``script6_synthesize.py --all``.
+"""The resumable per-model records of ``script6_synthesize.py --all``, and the loop that makes them.
 
 Each model gets ``<folder>/<stem>.json`` (its numbers) and ``<stem>.npy``
 (its maximizing synthesized image, uint8 ``(1, 112, 112, 3)``), both written
@@ -12,21 +12,21 @@ import json
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
-from classes.compact.model import ModelId, all_model_ids
-from classes.reporting.comparison import comparison_row
+from classes.analysis.causal_images import predict_raw
+from classes.analysis.synthesis import synthesize_images
+from classes.compact.model import ModelId, all_model_ids, load_compact_model
+from classes.data.candidate_images import load_image_pool, normal_image_sessions
 from classes.runtime import outputs
-from classes.scoring.percent_changes import (
-    KINDS,
-    format_change,
-    format_published,
-    percent_changes,
-    status_against,
-    summarize,
-)
-from classes.scoring.percent_changes import PUBLISHED as PUBLISHED_CHANGES
+from classes.scoring.calibration import calibrate_models, pool_responses
+from classes.scoring.percent_changes import KINDS, percent_changes, summarize
 
 CHANGES = ("maximizing_normal", "maximizing_synthesized")
+# Random normal images of the pool each model's percent changes are taken over.
+SHEET_POOL_SIZE = 1000
+# Models whose pool and calibration predictions run together.
+CHUNK = 16
 
 
 def record_paths(folder: Path, identifier: ModelId) -> tuple[Path, Path]:
@@ -120,26 +120,63 @@ def summarize_records(records: list[dict]) -> dict | None:
     return summary
 
 
+def load_across_models(folder: Path) -> tuple[dict | None, list[str]]:
+    """Across-model percent changes of the records in ``folder``, and a note when there are none.
+
+    Returns:
+        ``(across, notes)``: :func:`summarize_records`' result and a list
+        holding the note that the changes come from ``--all`` (empty when
+        there are records).
+    """
+    across = summarize_records(load_records(folder)[0])
+    if across is not None:
+        return across, []
+    return None, ["across-model percent changes (Fig. 2b-c counterpart) come from --all; "
+                  f"no --all results in {folder} yet"]
+
+
 def per_model_changes(records: list[dict], name: str, kind: str = "calibrated") -> np.ndarray:
     """float64 ``(num_records,)`` of one percent change, NaN where missing."""
     return np.array([_number(item[f"{name}_{kind}"]) for item in records], np.float64)
 
 
-def across_model_rows(across: dict) -> list[dict]:
-    """Comparison rows of the across-model percent changes against Fig. 2b-c."""
-    row = comparison_row
-    table = []
-    for name, label in (("maximizing_normal", "ACROSS MODELS: max. normal vs random normal"),
-                        ("maximizing_synthesized", "ACROSS MODELS: max. synthesized vs random normal")):
-        calibrated = across[name]["calibrated"]
-        table.append(row(
-            label, format_published(name), format_change(calibrated),
-            status_against(PUBLISHED_CHANGES[name][0], calibrated["mean"]),
-            f"{across['num_models']} models; model-predicted, calibrated to spike counts (211022's models "
-            f"cannot be calibrated); raw-output formula {format_change(across[name]['raw'])}; % of normal "
-            f"range {format_change(across[name]['percent_of_range'])}; pool {across['pool_sizes']} normal "
-            "images; published: real neurons"))
-    table.append(row("ACROSS MODELS: synthesized response above top normal image", "synthesized > normal",
-                     f"{100 * across['synthesized_above_top_normal']:.0f}% of models", "approximate",
-                     "published: +152.8% vs +137.3% on average for real neurons"))
-    return table
+def synthesize_sheet(pending: list[ModelId], folder: Path, data_root, num_steps: int, seed: int, grayscale: bool,
+                     pool_size: int = SHEET_POOL_SIZE) -> None:
+    """One maximizing image and record per model, each saved as soon as it is done (resumable).
+
+    Args:
+        pending: models to do.
+        folder: where :func:`write_record` writes.
+        num_steps, seed, grayscale: synthesis settings (one image per model).
+        pool_size: random normal images (seeded) for the percent changes.
+    """
+    pool, _ = load_image_pool(normal_image_sessions(data_root), data_root, size=pool_size, seed=seed)
+    settings = {"steps": num_steps, "seed": seed, "grayscale": grayscale}
+    with tqdm(total=len(pending), desc="models") as bar:
+        # Pool and calibration predictions of a chunk of models run together
+        # (stacked fast path); each finished model is saved at once (resumable).
+        for first in range(0, len(pending), CHUNK):
+            chunk = pending[first : first + CHUNK]
+            normal = pool_responses(chunk, pool, data_root, show_progress=False)
+            calibrations = calibrate_models(chunk, data_root)
+            for row, identifier in enumerate(chunk):
+                model = load_compact_model(identifier.session_id, identifier.neuron, data_root=data_root)
+                result = synthesize_images(model, num_images=1, num_steps=num_steps, seed=seed, grayscale=grayscale)
+                image = np.round(result.images).astype(np.uint8)
+                record = make_record(identifier, float(predict_raw(model, image)[0]),
+                                     float(result.initial_responses[0]), normal[row],
+                                     *calibrations[identifier.stem], settings)
+                write_record(folder, identifier, image, record)
+                bar.update(1)
+
+
+def sheet_notes(records: list[dict]) -> list[str]:
+    """Notes on models not done yet and on models that cannot be calibrated."""
+    notes = []
+    if len(records) < 219:
+        notes.append(f"{219 - len(records)} of 219 models have no synthesized image yet (run --all again to resume)")
+    uncalibrated = sum(item["calibration"] is None for item in records)
+    if uncalibrated:
+        notes.append(f"{uncalibrated} models (session 211022) cannot be calibrated to spike counts: their "
+                     "session's image zip is not in the release; they count in the raw and %-of-range rows only")
+    return notes

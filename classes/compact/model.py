@@ -25,6 +25,7 @@ import numpy as np
 
 from classes.data.data_root import resolve_data_root
 from classes.data.sessions import TEST_SESSIONS, get_session
+from classes.runtime.keras_files import load_keras_file
 from classes.runtime.outputs import write_atomically
 from classes.runtime.quiet_tensorflow import keras
 
@@ -234,13 +235,7 @@ def load_compact_model(
     identifier = model_id(session_id, neuron)
     if file_format == "keras":
         path = model_file(identifier, "keras", data_root)
-        try:
-            model = keras.models.load_model(path, compile=False)
-        except Exception as error:  # Keras raises many types for a bad archive
-            raise ValueError(
-                f"Could not load {path} ({type(error).__name__}: {error}). "
-                "The file is corrupt or truncated; download it again."
-            ) from None
+        model = load_keras_file(path, "compact model")
         model.name = identifier.stem
         return model
     if file_format == "npy":

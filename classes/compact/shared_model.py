@@ -24,6 +24,7 @@ from classes.compact.model import all_model_ids
 from classes.data.data_root import resolve_data_root
 from classes.data.preprocessing import check_images
 from classes.data.sessions import TEST_SESSIONS, get_session
+from classes.runtime.keras_files import load_keras_file
 from classes.runtime.quiet_tensorflow import keras, tf
 
 TEACHERS = (
@@ -107,13 +108,7 @@ def load_shared_compact_model(teacher: str, num_filters: int, data_root=None) ->
         FileNotFoundError: the file is missing.
     """
     path = shared_model_path(teacher, num_filters, data_root)
-    try:
-        model = keras.models.load_model(path, compile=False)
-    except Exception as error:  # Keras raises many types for a bad archive
-        raise ValueError(
-            f"Could not load {path} ({type(error).__name__}: {error}). The file is "
-            "corrupt or truncated; download it again."
-        ) from None
+    model = load_keras_file(path, "shared compact model")
     _check_architecture(model, path, int(num_filters))
     model.name = f"shared_{teacher}_{int(num_filters)}filters"
     return model

@@ -161,3 +161,14 @@ def verify_data_root(data_root: Path, show_progress: bool = True) -> list[str]:
         elif sha256_of_file(path) != digest:
             problems.append(f"checksum mismatch: {relative}")
     return problems
+
+
+def sessions_in_folder(folder: Path, prefix: str, suffix: str) -> list[str]:
+    """Session ids of the files ``<prefix><session><suffix>`` in ``folder``, sorted; [] when it is absent."""
+    if not folder.is_dir():
+        return []
+    return sorted(
+        name.removeprefix(prefix).removesuffix(suffix)
+        for name in os.listdir(folder)
+        if name.startswith(prefix) and name.endswith(suffix)
+    )

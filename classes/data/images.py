@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from classes.data.data_root import resolve_data_root, sha256_of_file
+from classes.data.data_root import resolve_data_root, sessions_in_folder, sha256_of_file
 from classes.data.sessions import get_session
 from classes.runtime.outputs import write_npy
 from classes.runtime.paths import default_cache_dir
@@ -55,13 +55,7 @@ def image_zip_path(session_id: str | int, data_root=None) -> Path:
 def available_image_sessions(data_root=None) -> list[str]:
     """Sessions whose image zip is present, sorted."""
     folder = resolve_data_root(data_root) / "data_V4_responses" / "images"
-    if not folder.is_dir():
-        return []
-    return sorted(
-        name.removeprefix("images_").removesuffix(".zip")
-        for name in os.listdir(folder)
-        if name.startswith("images_") and name.endswith(".zip")
-    )
+    return sessions_in_folder(folder, "images_", ".zip")
 
 
 def _open_zip(path: Path) -> zipfile.ZipFile:
@@ -163,52 +157,61 @@ def load_images(
         FileNotFoundError: the session's zip is not in the release.
     """
     path = image_zip_path(session_id, data_root)
-    if use_cache:
-        cached = _cache_file(path, cache_dir)
-        if cached.is_file():
-            try:
-                all_images = np.load(cached, mmap_mode="r")
-            except (ValueError, OSError):
-                cached.unlink()
-                all_images = None
-        else:
-            all_images = None
-        if all_images is None:
-            decoded = _decode_all(path)
-            write_npy(cached, decoded)
-            all_images = decoded
-    else:
-        all_images = None
+    all_images = _cached_images(path, cache_dir) if use_cache else None
     if indices is None:
-        images = (
-            np.array(all_images) if all_images is not None else _decode_all(path)
-        )
+        images = np.array(all_images) if all_images is not None else _decode_all(path)
     else:
-        numbers = np.asarray(indices).reshape(-1)
-        if numbers.size and not np.issubdtype(numbers.dtype, np.integer):
-            raise ValueError("Image indices must be integers (1-based).")
-        if all_images is not None:
-            count = all_images.shape[0]
-        else:
-            with _open_zip(path) as archive:
-                count = len(_index_members(archive, path))
-        if numbers.size and (numbers.min() < 1 or numbers.max() > count):
-            raise ValueError(
-                f"Image indices are 1-based and session {session_id} has "
-                f"{count} images; got indices from {numbers.min()} to "
-                f"{numbers.max()}."
-            )
-        if all_images is not None:
-            images = np.array(all_images[numbers - 1])
-        else:
-            with _open_zip(path) as archive:
-                members = _index_members(archive, path)
-                images = np.stack(
-                    [_decode(archive, members[int(n)], path) for n in numbers]
-                ) if numbers.size else np.empty((0, IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
+        images = _select_images(path, all_images, indices, session_id)
     if size is not None and size != IMAGE_SIZE:
         images = resize_images(images, size)
     return images
+
+
+def _cached_images(path: Path, cache_dir) -> np.ndarray:
+    """All of a zip's images from the decode cache, decoding (and caching) them if needed.
+
+    Returns:
+        uint8 ``(num_images, 112, 112, 3)``, memory-mapped when read from the cache.
+    """
+    cached = _cache_file(path, cache_dir)
+    if cached.is_file():
+        try:
+            return np.load(cached, mmap_mode="r")
+        except (ValueError, OSError):
+            # A truncated or foreign cache file: decode again and replace it.
+            cached.unlink()
+    decoded = _decode_all(path)
+    write_npy(cached, decoded)
+    return decoded
+
+
+def _select_images(path: Path, all_images, indices, session_id) -> np.ndarray:
+    """The images numbered ``indices`` (1-based), from ``all_images`` or decoded from the zip.
+
+    Raises:
+        ValueError: non-integer indices, or indices out of range.
+    """
+    numbers = np.asarray(indices).reshape(-1)
+    if numbers.size and not np.issubdtype(numbers.dtype, np.integer):
+        raise ValueError("Image indices must be integers (1-based).")
+    if all_images is not None:
+        count = all_images.shape[0]
+    else:
+        with _open_zip(path) as archive:
+            count = len(_index_members(archive, path))
+    if numbers.size and (numbers.min() < 1 or numbers.max() > count):
+        raise ValueError(
+            f"Image indices are 1-based and session {session_id} has "
+            f"{count} images; got indices from {numbers.min()} to "
+            f"{numbers.max()}."
+        )
+    if all_images is not None:
+        return np.array(all_images[numbers - 1])
+    if not numbers.size:
+        return np.empty((0, IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
+    with _open_zip(path) as archive:
+        members = _index_members(archive, path)
+        return np.stack([_decode(archive, members[int(number)], path) for number in numbers])
 
 
 def resize_images(images: np.ndarray, size: int) -> np.ndarray:

@@ -34,6 +34,21 @@ def check_images(images, space: str = "raw", name: str = "images") -> np.ndarray
     if space not in ("raw", "recentered"):
         raise ValueError(f"space must be 'raw' or 'recentered', got {space!r}.")
     array = np.asarray(images)
+    _check_dtype_and_shape(array, name)
+    if array.size == 0:
+        return array
+    if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} contain NaN or infinite pixels.")
+    low, high = float(array.min()), float(array.max())
+    if space == "raw":
+        _check_raw_range(low, high, name)
+    else:
+        _check_recentered_range(array.dtype, low, high, name)
+    return array
+
+
+def _check_dtype_and_shape(array: np.ndarray, name: str) -> None:
+    """Raises ValueError unless ``array`` is a numeric ``(num_images, 112, 112, 3)`` batch."""
     if array.dtype == object or not (
         np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
     ):
@@ -48,26 +63,27 @@ def check_images(images, space: str = "raw", name: str = "images") -> np.ndarray
             f"{name} must have shape (num_images, 112, 112, 3); got {array.shape}. "
             "Compact models take 112x112 RGB images, channels last."
         )
-    if array.size == 0:
-        return array
-    if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} contain NaN or infinite pixels.")
-    low, high = float(array.min()), float(array.max())
-    if space == "raw":
-        if low < -_TOLERANCE:
-            hint = (
-                " They look recentred already (raw minus the RGB means); pass "
-                "them as recentred or call uncenter_images first."
-                if low >= RECENTERED_MIN - _TOLERANCE and high <= RECENTERED_MAX + _TOLERANCE
-                else ""
-            )
-            raise ValueError(
-                f"Raw {name} must lie in 0..255; found values {low:.1f}..{high:.1f}.{hint}"
-            )
-        if high > 255 + _TOLERANCE:
-            raise ValueError(f"Raw {name} must lie in 0..255; found maximum {high:.1f}.")
-        return array
-    if array.dtype == np.uint8:
+
+
+def _check_raw_range(low: float, high: float, name: str) -> None:
+    """Raises ValueError unless ``low..high`` lies in 0..255; hints at recentred input."""
+    if low < -_TOLERANCE:
+        hint = (
+            " They look recentred already (raw minus the RGB means); pass "
+            "them as recentred or call uncenter_images first."
+            if low >= RECENTERED_MIN - _TOLERANCE and high <= RECENTERED_MAX + _TOLERANCE
+            else ""
+        )
+        raise ValueError(
+            f"Raw {name} must lie in 0..255; found values {low:.1f}..{high:.1f}.{hint}"
+        )
+    if high > 255 + _TOLERANCE:
+        raise ValueError(f"Raw {name} must lie in 0..255; found maximum {high:.1f}.")
+
+
+def _check_recentered_range(dtype, low: float, high: float, name: str) -> None:
+    """Raises ValueError for uint8 or out-of-range recentred images; hints at raw input."""
+    if dtype == np.uint8:
         raise ValueError(
             f"{name} are uint8, which means raw pixels; models take recentred "
             "float images: call recenter_images(images) first."
@@ -82,7 +98,6 @@ def check_images(images, space: str = "raw", name: str = "images") -> np.ndarray
             f"Recentred {name} must lie in {RECENTERED_MIN:.1f}..{RECENTERED_MAX:.1f}; "
             f"found {low:.1f}..{high:.1f}.{hint}"
         )
-    return array
 
 
 def recenter_images(images) -> np.ndarray:

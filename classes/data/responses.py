@@ -8,12 +8,11 @@ Spike counts are in 100 ms bins.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
-from classes.data.data_root import resolve_data_root
+from classes.data.data_root import resolve_data_root, sessions_in_folder
 from classes.data.sessions import get_session, held_out_indices, training_image_indices
 
 _KINDS = {
@@ -68,13 +67,7 @@ def available_response_sessions(kind: str = "repeat_averaged", data_root=None) -
     """Sessions with a response file of the given kind, sorted."""
     _check_kind(kind)
     folder = resolve_data_root(data_root) / "data_V4_responses" / _KINDS[kind]
-    if not folder.is_dir():
-        return []
-    return sorted(
-        name.removeprefix("responses_").removesuffix(".npy")
-        for name in os.listdir(folder)
-        if name.startswith("responses_") and name.endswith(".npy")
-    )
+    return sessions_in_folder(folder, "responses_", ".npy")
 
 
 def load_repeat_averaged(session_id, data_root=None) -> np.ndarray:

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 from classes.ensemble.architecture import member_config_of
+from classes.runtime.keras_files import load_keras_file
 from classes.runtime.outputs import write_atomically
 from classes.runtime.quiet_tensorflow import keras
 
@@ -80,13 +81,7 @@ def load_member(path) -> keras.Model:
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"Ensemble member file {path} does not exist.")
-    try:
-        member = keras.models.load_model(path, compile=False)
-    except Exception as error:  # Keras raises many types for a bad archive
-        raise ValueError(
-            f"Could not load {path} ({type(error).__name__}: {error}); it is corrupt, "
-            "truncated, or not a Keras 3 .keras file."
-        ) from None
+    member = load_keras_file(path, "ensemble member")
     member_config_of(member)
     return member
 

@@ -6,114 +6,56 @@ Schedule, per member (seed 31490 + i):
   order; in epoch ``e`` (0-based) each session is trained for ``e + 1``
   passes over its images;
 - SGD with momentum 0.75, gradients clipped at 0.5 (per value), learning
-  rate 2.0 decayed by x0.85 per epoch;
+  rate 2.0 decayed by x0.85 per epoch (:mod:`classes.ensemble.optimization`);
 - each session has its own neurons, so the readout (``mixing_stage``,
   ``spatial_pool_stage``) is re-initialised before training on it, and the
   responses are z-scored per neuron; a session with N neurons trains the
   first N of the 200 readout outputs (a masked mean squared error);
 - after every session the validation score is computed (session 210224:
   median noise-corrected R2 of a cross-validated ridge mapping from the
-  member's embeddings) and the weights with the best score are kept.
+  member's embeddings; :mod:`classes.ensemble.training_data`) and the
+  weights with the best score are kept.
 
 A checkpoint is written after every session (weights, optimizer slots and
-progress), so an interrupted run resumes where it stopped and, on the same
-device, continues exactly as an uninterrupted run would.
+progress, in a :class:`classes.training.checkpoints.RunFolder`), so an
+interrupted run resumes where it stopped and, on the same device, continues
+exactly as an uninterrupted run would.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
-from classes.ensemble.architecture import (
-    MemberConfig,
-    build_member,
-    member_seed,
-    readout_variables,
-    reset_readout,
-)
-from classes.ensemble.embeddings import member_embeddings
+from classes.ensemble.architecture import MemberConfig, build_member, member_seed, reset_readout
 from classes.ensemble.files import member_file_name, save_member
-from classes.runtime.outputs import write_atomically, write_json
+from classes.ensemble.optimization import (
+    PAPER_SCHEDULE,
+    TrainingSchedule,
+    make_optimizer,
+    make_strategy,
+    make_train_step,
+    train_pass,
+    zero_readout_momentum,
+)
+from classes.ensemble.training_data import (
+    SessionData,
+    ValidationData,
+    validation_score,
+    zscored_targets,
+)
+from classes.runtime.outputs import write_json
 from classes.runtime.quiet_tensorflow import keras, tf
-from classes.scoring import metrics
-from classes.scoring.ridge_mapping import cross_validated_noise_corrected_r2
+from classes.training.checkpoints import RunFolder
 
-STRATEGIES = ("default", "mirrored")
 # Targets are z-scored, so a loss far above 1 means the weights blew up.
 DIVERGED_LOSS = 1e3
-
-
-@dataclass(frozen=True)
-class TrainingSchedule:
-    """Optimiser settings and the epoch schedule (defaults: the paper's)."""
-
-    num_epochs: int = 5
-    initial_learning_rate: float = 2.0
-    decay_per_epoch: float = 0.85
-    momentum: float = 0.75
-    clipvalue: float = 0.5
-    batch_size: int = 64
-
-    def __post_init__(self):
-        if self.num_epochs < 1 or self.batch_size < 1:
-            raise ValueError(
-                f"num_epochs and batch_size must be positive; got {self.num_epochs}, {self.batch_size}."
-            )
-        if self.initial_learning_rate <= 0 or not 0 < self.decay_per_epoch <= 1:
-            raise ValueError(
-                "initial_learning_rate must be positive and decay_per_epoch in (0, 1]; got "
-                f"{self.initial_learning_rate}, {self.decay_per_epoch}."
-            )
-
-    def learning_rate(self, epoch: int) -> float:
-        """Learning rate of 0-based ``epoch``."""
-        return self.initial_learning_rate * self.decay_per_epoch**epoch
-
-    @staticmethod
-    def passes(epoch: int) -> int:
-        """Passes over each session's images in 0-based ``epoch``."""
-        return epoch + 1
-
-
-@dataclass
-class SessionData:
-    """One training session's inputs.
-
-    Attributes:
-        session_id: e.g. ``"190925"``.
-        features: ``(num_images, *feature_shape)`` ResNet50 (or stand-in) maps.
-        responses: repeat-averaged ``(num_neurons, num_images)``.
-    """
-
-    session_id: str
-    features: np.ndarray
-    responses: np.ndarray
-
-
-@dataclass
-class ValidationData:
-    """The validation session's inputs for the model-selection score.
-
-    Attributes:
-        features: ``(num_images, *feature_shape)``.
-        means: repeat-averaged responses ``(num_neurons, num_images)``.
-        noise_variance: trial variance per neuron ``(num_neurons,)``.
-        num_repeats: repeats per image (scalar or per neuron).
-        label: how the noise was obtained (e.g. the Poisson approximation).
-    """
-
-    session_id: str
-    features: np.ndarray
-    means: np.ndarray
-    noise_variance: np.ndarray
-    num_repeats: float | np.ndarray
-    label: str = ""
-    num_folds: int = 5
+WEIGHTS_PREFIX = "weights_step"
+OPTIMIZER_PREFIX = "optimizer_step"
 
 
 @dataclass
@@ -132,183 +74,65 @@ class TrainingState:
     history: list = field(default_factory=list)
 
 
-def make_strategy(name: str = "default"):
-    """``"default"``: one device; ``"mirrored"``: tf.distribute.MirroredStrategy
-    over every visible GPU (or the CPU when none)."""
-    if name not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {STRATEGIES}, got {name!r}.")
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
+@dataclass
+class MemberTrainer:
+    """A member with what trains it: optimizer, traced step and checkpoint folder."""
+
+    member_index: int
+    seed: int
+    config: MemberConfig
+    schedule: TrainingSchedule
+    strategy: object
+    run: RunFolder
+    member: keras.Model
+    optimizer: keras.optimizers.Optimizer
+    step: Callable
 
 
-def zscored_targets(responses, num_outputs: int) -> np.ndarray:
-    """Per-neuron z-scored responses as targets, padded with NaN.
-
-    Args:
-        responses: ``(num_neurons, num_images)``.
-        num_outputs: the readout's outputs (200 for the paper's member).
-
-    Returns:
-        float32 ``(num_images, num_outputs)``; columns beyond the session's
-        neurons, and neurons that never vary, are NaN (left out of the loss).
-    """
-    responses = np.asarray(responses, dtype=np.float64)
-    if responses.ndim != 2:
-        raise ValueError(f"responses must be (num_neurons, num_images); got {responses.shape}.")
-    num_neurons, num_images = responses.shape
-    if num_neurons > num_outputs:
-        raise ValueError(
-            f"The session has {num_neurons} neurons but the readout only {num_outputs} outputs."
-        )
-    if not np.all(np.isfinite(responses)):
-        raise ValueError("responses contain NaN or infinite values.")
-    std = responses.std(axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        zscored = (responses - responses.mean(axis=1, keepdims=True)) / std
-    zscored[np.squeeze(std, 1) == 0] = np.nan
-    targets = np.full((num_images, num_outputs), np.nan, np.float32)
-    targets[:, :num_neurons] = zscored.T
-    return targets
+def member_run_folder(out_dir, member_index: int) -> RunFolder:
+    """The checkpoint folder of one member: ``<out_dir>/checkpoints/member<i>``."""
+    folder = Path(out_dir) / "checkpoints" / f"member{member_index}"
+    return RunFolder(folder, (WEIGHTS_PREFIX, OPTIMIZER_PREFIX),
+                     remedy=f"delete {folder} to start this member afresh")
 
 
-def masked_mean_squared_error(targets, predictions):
-    """Per-image mean squared error over the outputs whose target is not NaN."""
-    valid = tf.math.is_finite(targets)
-    difference = tf.where(valid, predictions - tf.where(valid, targets, 0.0), 0.0)
-    count = tf.maximum(tf.reduce_sum(tf.cast(valid, predictions.dtype), axis=-1), 1.0)
-    return tf.reduce_sum(tf.square(difference), axis=-1) / count
+def _optimizer_file(sessions_done: int) -> str:
+    return f"{OPTIMIZER_PREFIX}{sessions_done:04d}.npz"
 
 
-def validation_score(member: keras.Model, validation: ValidationData, seed: int = 0):
-    """Median noise-corrected R2 of a cross-validated ridge mapping from the
-    member's embeddings on the validation session.
-
-    Returns:
-        ``(median, per-neuron R2 (num_neurons,))``.
-    """
-    embeddings = member_embeddings(member, validation.features)
-    r2 = cross_validated_noise_corrected_r2(
-        embeddings, validation.means, validation.noise_variance, validation.num_repeats,
-        num_folds=validation.num_folds, seed=seed,
-    )
-    return float(np.nanmedian(r2)), r2
-
-
-def make_optimizer(member, schedule: TrainingSchedule):
-    """SGD with momentum and value clipping, built for the member's weights.
-
-    Call inside the strategy's scope so that its slots are distributed too.
-    """
-    optimizer = keras.optimizers.SGD(
-        learning_rate=schedule.initial_learning_rate,
-        momentum=schedule.momentum,
-        clipvalue=schedule.clipvalue,
-    )
-    optimizer.build(member.trainable_variables)
-    return optimizer
-
-
-def make_train_step(member, optimizer, strategy):
-    """A traced training step on one (distributed) batch; returns its loss.
-
-    Each replica computes the masked MSE of its share of the batch, scaled
-    for the global batch; the optimizer sums the replicas' gradients.
-    """
-
-    def replica_step(features, targets):
-        with tf.GradientTape() as tape:
-            per_image = masked_mean_squared_error(targets, member(features, training=True))
-            loss = tf.nn.compute_average_loss(per_image)
-        gradients = tape.gradient(loss, member.trainable_variables)
-        optimizer.apply_gradients(zip(gradients, member.trainable_variables, strict=True))
-        return loss
-
-    # reduce_retracing: a session's last, smaller batch should not cost a new trace.
-    @tf.function(reduce_retracing=True)
-    def step(features, targets):
-        losses = strategy.run(replica_step, args=(features, targets))
-        return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
-
-    return step
-
-
-def _train_pass(step, strategy, features, targets, order, batch_size) -> float:
-    """One pass over a session's images in the given order; the mean loss."""
-    dataset = (
-        tf.data.Dataset.from_tensor_slices(order.astype(np.int64))
-        .batch(batch_size)
-        .map(lambda batch: (tf.gather(features, batch), tf.gather(targets, batch)))
-    )
-    total, count = 0.0, 0
-    for start, (batch_features, batch_targets) in zip(
-        range(0, len(order), batch_size), strategy.experimental_distribute_dataset(dataset),
-        strict=True,
-    ):
-        size = min(batch_size, len(order) - start)
-        total += float(step(batch_features, batch_targets)) * size
-        count += size
-    return total / count
-
-
-def _zero_readout_momentum(member, optimizer) -> None:
-    """Clears the momentum of the freshly reset readout.
-
-    Without this, the previous session's readout gradients would keep
-    pushing the new session's readout for a few steps.
-    """
-    momentums = getattr(optimizer, "momentums", None)
-    if not momentums:
-        return
-    for variable in readout_variables(member):
-        slot = momentums[optimizer._get_variable_index(variable)]
-        slot.assign(tf.zeros_like(slot))
-
-
-def _save_checkpoint(member, optimizer, state: TrainingState, folder: Path, improved: bool) -> None:
+def _save_checkpoint(trainer: MemberTrainer, state: TrainingState, improved: bool) -> None:
     """Writes weights and optimizer slots under step-numbered names, then the
-    state that points at them, then removes files no longer pointed at; a
-    crash at any moment leaves a consistent checkpoint."""
-    folder.mkdir(parents=True, exist_ok=True)
+    state that names them (which removes the files no longer named)."""
     step = state.sessions_done
-    weights_name = f"weights_step{step:04d}.weights.h5"
-    write_atomically(folder / weights_name, member.save_weights)
-    slots = {f"slot{k:04d}": np.asarray(v) for k, v in enumerate(optimizer.variables)}
-    write_atomically(
-        folder / f"optimizer_step{step:04d}.npz", lambda path: np.savez(path, **slots)
-    )
+    weights_name = f"{WEIGHTS_PREFIX}{step:04d}.weights.h5"
+    trainer.run.write_file(weights_name, trainer.member.save_weights)
+    slots = {f"slot{k:04d}": np.asarray(v) for k, v in enumerate(trainer.optimizer.variables)}
+    trainer.run.write_file(_optimizer_file(step), lambda path: np.savez(path, **slots))
     state.weights_file = weights_name
     if improved:
         state.best_weights_file = weights_name
-    write_json(folder / "state.json", asdict(state))
-    keep = {state.weights_file, state.best_weights_file, f"optimizer_step{step:04d}.npz"}
-    for path in folder.iterdir():
-        if path.name.startswith(("weights_step", "optimizer_step")) and path.name not in keep:
-            path.unlink()
+    trainer.run.commit(asdict(state), [state.weights_file, state.best_weights_file, _optimizer_file(step)])
 
 
-def _load_checkpoint(member, optimizer, folder: Path, member_index: int) -> TrainingState | None:
-    state_path = folder / "state.json"
-    if not state_path.is_file():
-        return None
-    try:
-        state = TrainingState(**json.loads(state_path.read_text()))
-    except (ValueError, TypeError) as error:
-        raise ValueError(
-            f"{state_path} is not a readable checkpoint state ({error}); delete {folder} to "
-            "start this member afresh."
-        ) from None
-    if state.member_index != member_index:
-        raise ValueError(f"{state_path} belongs to member {state.member_index}, not {member_index}.")
+def _load_checkpoint(run: RunFolder, member, optimizer, member_index: int) -> TrainingState:
+    """Restores the member and optimizer from the latest checkpoint, if any.
+
+    Returns:
+        The saved progress, or a fresh :class:`TrainingState`.
+
+    Raises:
+        ValueError: the state is unreadable, belongs to another member, or
+            its files do not fit the member.
+        FileNotFoundError: a file the state names is missing.
+    """
+    state = run.read_state(parse=lambda data: TrainingState(**data))
+    if state is None:
+        return TrainingState(member_index)
+    run.check_settings(asdict(state), {"member_index": member_index})
     if state.weights_file is None:
         return state
-    weights = folder / state.weights_file
-    slots_path = folder / f"optimizer_step{state.sessions_done:04d}.npz"
-    if not weights.is_file() or not slots_path.is_file():
-        raise FileNotFoundError(
-            f"Checkpoint {folder} is incomplete: {weights.name} or {slots_path.name} is missing. "
-            f"Delete {folder} to start this member afresh."
-        )
+    weights = run.named_file(state.weights_file)
+    slots_path = run.named_file(_optimizer_file(state.sessions_done))
     try:
         member.load_weights(weights)
     except Exception as error:  # Keras raises many types for a mismatched file
@@ -326,8 +150,87 @@ def _load_checkpoint(member, optimizer, folder: Path, member_index: int) -> Trai
     return state
 
 
+def _start_member(member_index: int, seed: int, config: MemberConfig, schedule: TrainingSchedule,
+                  strategy_name: str, out_dir: Path) -> tuple[MemberTrainer, TrainingState]:
+    """Builds the member in the strategy's scope and restores its checkpoint."""
+    strategy = make_strategy(strategy_name)
+    run = member_run_folder(out_dir, member_index)
+    with strategy.scope():
+        member = build_member(config, seed=seed, name=f"ensemble_member{member_index}")
+        optimizer = make_optimizer(member, schedule)
+        state = _load_checkpoint(run, member, optimizer, member_index)
+        step = make_train_step(member, optimizer, strategy)
+    trainer = MemberTrainer(member_index, seed, config, schedule, strategy, run, member, optimizer, step)
+    return trainer, state
+
+
 def _session_order(num_sessions: int, seed: int, epoch: int) -> list[int]:
     return [int(k) for k in np.random.default_rng([seed, epoch]).permutation(num_sessions)]
+
+
+def _session_arrays(data: SessionData, session_id: str, config: MemberConfig):
+    """A session's features and z-scored targets, checked against the member.
+
+    Returns:
+        ``(features, targets)``: float32 ``(num_images, *feature_shape)`` and
+        ``(num_images, num_outputs)``.
+    """
+    targets = zscored_targets(data.responses, config.num_outputs)
+    features = np.asarray(data.features, dtype=np.float32)
+    if features.shape[1:] != config.feature_shape or len(features) != len(targets):
+        raise ValueError(
+            f"Session {session_id}: features {features.shape} do not fit the member's input "
+            f"{config.feature_shape} or the {len(targets)} images of its responses."
+        )
+    return features, targets
+
+
+def _train_session(trainer: MemberTrainer, state: TrainingState, session_ids: list[str],
+                   load_session: Callable[[str], SessionData], validation: ValidationData) -> bool:
+    """Trains the state's next session, scores the member and advances ``state``.
+
+    Returns:
+        Whether the validation score is the best so far.
+
+    Raises:
+        ValueError: the session does not fit the member, or the loss diverged.
+    """
+    epoch, position, schedule = state.epoch, state.next_session, trainer.schedule
+    session_id = session_ids[_session_order(len(session_ids), trainer.seed, epoch)[position]]
+    features, targets = _session_arrays(load_session(session_id), session_id, trainer.config)
+    generator = np.random.default_rng([trainer.seed, epoch, position])
+    with trainer.strategy.scope():
+        reset_readout(trainer.member, seed=int(generator.integers(2**31)))
+        zero_readout_momentum(trainer.member, trainer.optimizer)
+        trainer.optimizer.learning_rate.assign(schedule.learning_rate(epoch))
+    features_tensor, targets_tensor = tf.constant(features), tf.constant(targets)
+    losses = []
+    for _ in range(schedule.passes(epoch)):
+        order = generator.permutation(len(features))
+        losses.append(train_pass(trainer.step, trainer.strategy, features_tensor, targets_tensor, order,
+                                 schedule.batch_size))
+        if not np.isfinite(losses[-1]) or losses[-1] > DIVERGED_LOSS:
+            raise ValueError(
+                f"Member {trainer.member_index} diverged in epoch {epoch} on session {session_id} "
+                f"(loss {losses[-1]:.3g}; z-scored targets give about 1 at chance). Lower the "
+                f"learning rate (now {schedule.learning_rate(epoch):g}); the checkpoint "
+                f"before this session is kept in {trainer.run.path}."
+            )
+    score, _ = validation_score(trainer.member, validation)
+    improved = state.best_score is None or score > state.best_score
+    if improved:
+        state.best_score, state.best_at = score, [epoch, position, session_id]
+    state.history.append({
+        "epoch": epoch, "position": position, "session": session_id,
+        "learning_rate": schedule.learning_rate(epoch), "passes": schedule.passes(epoch),
+        "pass_losses": losses, "validation_median_r2": score,
+    })
+    state.sessions_done += 1
+    state.next_session = position + 1
+    if state.next_session == len(session_ids):
+        state.epoch, state.next_session = epoch + 1, 0
+    state.finished = state.epoch >= schedule.num_epochs
+    return improved
 
 
 def train_member(
@@ -337,7 +240,7 @@ def train_member(
     validation: ValidationData,
     out_dir,
     config: MemberConfig,
-    schedule: TrainingSchedule = TrainingSchedule(),
+    schedule: TrainingSchedule = PAPER_SCHEDULE,
     strategy_name: str = "default",
     seed_base: int | None = None,
     stop_after: int | None = None,
@@ -365,84 +268,38 @@ def train_member(
         The training log (also written as JSON), with ``status`` either
         ``"finished"`` or ``"stopped"``.
     """
-    from tqdm import tqdm
-
     if not session_ids:
         raise ValueError("No training sessions given.")
     out_dir = Path(out_dir)
-    folder = out_dir / "checkpoints" / f"member{member_index}"
     seed = member_seed(member_index) if seed_base is None else seed_base + member_index
-    strategy = make_strategy(strategy_name)
-    with strategy.scope():
-        member = build_member(config, seed=seed, name=f"ensemble_member{member_index}")
-        optimizer = make_optimizer(member, schedule)
-        state = _load_checkpoint(member, optimizer, folder, member_index) or TrainingState(member_index)
-        step = make_train_step(member, optimizer, strategy)
-    num_sessions = len(session_ids)
-    total_steps = schedule.num_epochs * num_sessions
-    trained_now = 0
+    trainer, state = _start_member(member_index, seed, config, schedule, strategy_name, out_dir)
+    total_steps = schedule.num_epochs * len(session_ids)
     progress = tqdm(total=total_steps, initial=min(state.sessions_done, total_steps),
                     desc=f"member {member_index}", disable=not show_progress)
+    trained_now = 0
     while not state.finished and state.epoch < schedule.num_epochs:
         if stop_after is not None and trained_now >= stop_after:
             break
-        epoch = state.epoch
-        position = state.next_session
-        session_id = session_ids[_session_order(num_sessions, seed, epoch)[position]]
-        data = load_session(session_id)
-        targets = zscored_targets(data.responses, config.num_outputs)
-        features = np.asarray(data.features, dtype=np.float32)
-        if features.shape[1:] != config.feature_shape or len(features) != len(targets):
-            raise ValueError(
-                f"Session {session_id}: features {features.shape} do not fit the member's input "
-                f"{config.feature_shape} or the {len(targets)} images of its responses."
-            )
-        step_seed = [seed, epoch, position]
-        generator = np.random.default_rng(step_seed)
-        with strategy.scope():
-            reset_readout(member, seed=int(generator.integers(2**31)))
-            _zero_readout_momentum(member, optimizer)
-            optimizer.learning_rate.assign(schedule.learning_rate(epoch))
-        features_tensor, targets_tensor = tf.constant(features), tf.constant(targets)
-        losses = []
-        for _ in range(schedule.passes(epoch)):
-            order = generator.permutation(len(features))
-            losses.append(_train_pass(step, strategy, features_tensor, targets_tensor, order,
-                                      schedule.batch_size))
-            if not np.isfinite(losses[-1]) or losses[-1] > DIVERGED_LOSS:
-                raise ValueError(
-                    f"Member {member_index} diverged in epoch {epoch} on session {session_id} "
-                    f"(loss {losses[-1]:.3g}; z-scored targets give about 1 at chance). Lower the "
-                    f"learning rate (now {schedule.learning_rate(epoch):g}); the checkpoint "
-                    f"before this session is kept in {folder}."
-                )
-        score, _ = validation_score(member, validation)
-        improved = state.best_score is None or score > state.best_score
-        if improved:
-            state.best_score, state.best_at = score, [epoch, position, session_id]
-        state.history.append({
-            "epoch": epoch, "position": position, "session": session_id,
-            "learning_rate": schedule.learning_rate(epoch), "passes": schedule.passes(epoch),
-            "pass_losses": losses, "validation_median_r2": score,
-        })
-        state.sessions_done += 1
-        state.next_session = position + 1
-        if state.next_session == num_sessions:
-            state.epoch, state.next_session = epoch + 1, 0
-        state.finished = state.epoch >= schedule.num_epochs
-        _save_checkpoint(member, optimizer, state, folder, improved)
+        improved = _train_session(trainer, state, session_ids, load_session, validation)
+        _save_checkpoint(trainer, state, improved)
         trained_now += 1
         progress.update(1)
-        progress.set_postfix(loss=f"{losses[-1]:.3f}", val=f"{score:.3f}")
+        last = state.history[-1]
+        progress.set_postfix(loss=f"{last['pass_losses'][-1]:.3f}", val=f"{last['validation_median_r2']:.3f}")
     progress.close()
+    return _write_log(trainer, state, session_ids, strategy_name, validation, out_dir)
 
+
+def _write_log(trainer: MemberTrainer, state: TrainingState, session_ids: list[str], strategy_name: str,
+               validation: ValidationData, out_dir: Path) -> dict:
+    """Writes the training log and, once training finished, the best member."""
     log = {
-        "member_index": member_index,
-        "seed": seed,
+        "member_index": trainer.member_index,
+        "seed": trainer.seed,
         "status": "finished" if state.finished else "stopped",
         "sessions": list(session_ids),
-        "config": asdict(config),
-        "schedule": asdict(schedule),
+        "config": asdict(trainer.config),
+        "schedule": asdict(trainer.schedule),
         "strategy": strategy_name,
         "validation_session": validation.session_id,
         "validation_label": validation.label,
@@ -451,29 +308,9 @@ def train_member(
         "history": state.history,
     }
     if state.finished:
-        with strategy.scope():
-            best = build_member(config, name=f"ensemble_member{member_index}")
-            best.load_weights(folder / state.best_weights_file)
-        log["member_file"] = str(save_member(best, out_dir / member_file_name(member_index)))
-    write_json(out_dir / f"training_log_member{member_index}.json", log)
+        with trainer.strategy.scope():
+            best = build_member(trainer.config, name=f"ensemble_member{trainer.member_index}")
+            best.load_weights(trainer.run.named_file(state.best_weights_file))
+        log["member_file"] = str(save_member(best, out_dir / member_file_name(trainer.member_index)))
+    write_json(out_dir / f"training_log_member{trainer.member_index}.json", log)
     return log
-
-
-def poisson_validation(session_id, features, means, num_repeats, num_folds: int = 5) -> ValidationData:
-    """Validation data with the Poisson noise approximation.
-
-    The validation session's raw repeats are not released, so its trial
-    variance is approximated by the mean count (APPROXIMATE; see
-    :func:`classes.scoring.metrics.poisson_noise_variance`) and the repeats by the
-    session table's count.
-    """
-    means = np.asarray(means, dtype=np.float64)
-    return ValidationData(
-        session_id=str(session_id),
-        features=features,
-        means=means,
-        noise_variance=metrics.poisson_noise_variance(means),
-        num_repeats=num_repeats,
-        label="approximate (Poisson noise model: trial variance = mean count)",
-        num_folds=num_folds,
-    )

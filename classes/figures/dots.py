@@ -1,13 +1,33 @@
-"""Figures of script 8: the dot screen, the dot detector's tuning, ablations (Fig. 4).
+"""Figures and tables of script 8: the dot screen, the dot detector's tuning, ablations (Fig. 4).
 
 Layer numbering: paper layers 1-5 are the code's ``layer0``..``layer4``.
+The computations are in :mod:`classes.analysis.dot_detector`.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
+from classes.analysis.dot_detector import AblationStudy, DotTuning, Screen
+from classes.reporting.comparison import comparison_row
+from classes.reporting.published import published
+from classes.runtime import outputs
 from classes.runtime.outputs import pyplot
+
+# The published claim on the cumulative ablation of each code layer.
+CUMULATIVE_CLAIMS = {2: "dot_size_invariance_layer2", 3: "dot_size_invariance_layer3"}
+
+# The definitions written to summary.json (see classes.analysis.dot_analysis).
+DEFINITIONS = {
+    "dot_selectivity": "(max dot response - mean natural) / (max natural - mean natural)",
+    "dot_size_invariance_index": "1 - range(size tuning, filter ablated) / range(size tuning, intact); "
+                                 "range = max - min over radii",
+    "dot_number_invariance_index": "the same over the number tuning",
+    "retained_drive": "mean over radii of (response - blank response), ablated / intact",
+    "ablation": "kernel weights of the filter set to 0 (layer 0 conv kernel, layers 1-4 pointwise column)",
+}
 
 
 def figure_dot_selective_models(rows, order, models, natural, natural_responses, dots, labels):
@@ -175,3 +195,139 @@ def figure_cumulative_ablation(cumulative: dict, probe, intact: dict, threshold:
     figure.suptitle("Fig. 4d-e: cumulative ablation until dot-size invariance reaches 1", fontsize=9)
     figure.tight_layout()
     return figure
+
+
+def dot_figures(screen: Screen, chosen: int, synthesized: tuple, tuning: DotTuning, study: AblationStudy,
+                threshold: float) -> list[tuple]:
+    """Script 8's figures: Ext. Data Fig. 6-like screen, Fig. 4a, 4b, 4c with Ext. Data Fig. 5c, 4d-e.
+
+    Args:
+        screen: the screen of all models.
+        chosen: index of the analysed model in ``screen.models``.
+        synthesized: ``(image, response)`` of its synthesized maximizing image.
+        tuning: its location map and probe set.
+        study: its ablations.
+        threshold: the dot-size invariance that ends a cumulative ablation.
+
+    Returns:
+        ``(figure, file stem)`` pairs for :func:`classes.runtime.outputs.save_figures`.
+    """
+    name = str(screen.models[chosen])
+    responses = screen.natural_responses[chosen]
+    radius = screen.rows[chosen]["best_radius"]
+    return [
+        (figure_dot_selective_models(screen.rows, screen.order, screen.models, screen.natural,
+                                     screen.natural_responses, screen.dots, screen.labels),
+         "ext_fig6_dot_selective_models"),
+        (figure_maximizing_images(screen.natural, responses, np.argsort(-responses)[:4], *synthesized, name),
+         "fig4a_maximizing_images"),
+        (figure_dot_tuning(tuning.location, tuning.peak, tuning.rf_mask, tuning.probe, study.intact,
+                           len(tuning.location), radius, name), "fig4b_dot_tuning"),
+        (figure_filter_invariance(study.ablations), "fig4c_ext5c_filter_invariance"),
+        (figure_cumulative_ablation(study.cumulative, tuning.probe, study.intact, threshold),
+         "fig4de_cumulative_ablation"),
+    ]
+
+
+def _cumulative_row(layer: int, steps: list[dict], layer_size: int, threshold: float) -> dict:
+    """Whether ablating part of one layer made the response independent of dot size."""
+    final = steps[-1]
+    reached = bool(final["size_invariance"] >= threshold)
+    subset = reached and len(final["ablated"]) < layer_size
+    claim = published(CUMULATIVE_CLAIMS[layer]).value if layer in CUMULATIVE_CLAIMS else "(not stated)"
+    return comparison_row(
+        f"cumulative ablation of paper layer {layer + 1} (code layer{layer}) filters makes the "
+        "response independent of dot size", claim,
+        f"{'yes' if reached else 'no'}: index {final['size_invariance']:.2f} after "
+        f"{len(final['ablated'])} of {layer_size} filters; mean drive left "
+        f"{final['retained_drive']:.0%}",
+        "reproduced" if subset and final["retained_drive"] > 0.1 else "differs",
+        f"'reaches 1' = index >= {threshold}; reaching it only by ablating the whole layer (which "
+        "silences the model) or with under 10% of the drive left does not count",
+    )
+
+
+def comparison_rows(screen_rows: list[dict], chosen_row: dict, probe, study: AblationStudy, threshold: float,
+                    num_filters_in_layer: list[int]) -> list[dict]:
+    """Qualitative comparisons with Fig. 4 (the paper gives no numbers for it).
+
+    Args:
+        screen_rows: the screen's rows, one per model.
+        chosen_row: the analysed model's row.
+        probe: its :class:`classes.analysis.dot_analysis.ProbeSet`.
+        study: its ablations.
+        threshold: the dot-size invariance that counts as reaching 1.
+        num_filters_in_layer: its filters per code layer.
+
+    Returns:
+        Rows of :func:`classes.reporting.comparison.comparison_row`.
+    """
+    selectivity = np.array([item["dot_selectivity"] for item in screen_rows])
+    above = int(np.sum(selectivity > 1))
+    table = [comparison_row(
+        "compact models driven by a dot more than by any natural image (selectivity > 1)",
+        published("dot_detecting_models").value, f"{above} of {len(screen_rows)}",
+        "reproduced" if above > 0 else "differs",
+        f"chosen model's selectivity {chosen_row['dot_selectivity']:.2f}; against the screen's natural images",
+    )]
+    preferred = float(probe.radii[int(np.argmax(study.intact["size_tuning"]))])
+    table.append(comparison_row(
+        "chosen model prefers small dots (size-tuning peak at radius <= 4 px)",
+        published("dot_size_preference").value, f"peak at radius {preferred:g} px",
+        "reproduced" if preferred <= 4 else "differs",
+        "4 px radius = 8 px diameter of the 112 px image; the threshold is this project's",
+    ))
+    for layer, steps in study.cumulative.items():
+        table.append(_cumulative_row(layer, steps, num_filters_in_layer[layer], threshold))
+    return table
+
+
+def write_tables(output_dir: Path, screen_rows: list[dict], ablations: list[dict], table: list[dict]) -> None:
+    """Writes ``screen.csv``, ``ablation.csv`` (array columns left out) and ``comparison.csv``."""
+    outputs.write_csv(output_dir / "screen.csv", screen_rows)
+    outputs.write_csv(output_dir / "ablation.csv", [
+        {key: value for key, value in row.items() if not isinstance(value, np.ndarray)}
+        for row in ablations
+    ])
+    outputs.write_csv(output_dir / "comparison.csv", table)
+
+
+def summarize(screen: Screen, chosen: int, tuning: DotTuning, study: AblationStudy, synthesized_response: float,
+              table: list[dict], arguments, timings: dict[str, float]) -> dict:
+    """What script 8's ``summary.json`` holds: the table, definitions, tunings and ablations.
+
+    Args:
+        screen: the screen of all models.
+        chosen: index of the analysed model in ``screen.models``.
+        tuning: its location map and probe set.
+        study: its ablations.
+        synthesized_response: its response to its synthesized image.
+        table: the comparison rows.
+        arguments: the script's arguments (kept as ``settings``, less paths).
+        timings: seconds per step.
+    """
+    chosen_row, probe = screen.rows[chosen], tuning.probe
+    return {
+        "comparison": table,
+        "layer_numbering": "paper layer = code layer + 1 (paper 1-5 = layer0..layer4)",
+        "definitions": DEFINITIONS,
+        "chosen_model": str(screen.models[chosen]),
+        "chosen_model_screen": chosen_row,
+        "top_models": sorted(screen.rows, key=lambda row: -np.nan_to_num(row["dot_selectivity"], nan=-np.inf))[:10],
+        "preferred_dot": {"polarity": chosen_row["best_polarity"], "radius": chosen_row["best_radius"],
+                          "location_cell": [int(tuning.peak[0]), int(tuning.peak[1])],
+                          "grid": len(tuning.location)},
+        "location_map": tuning.location,
+        "radii": probe.radii, "numbers": probe.numbers,
+        "number_placements_valid": probe.number_valid.sum(axis=1),
+        "intact": study.intact,
+        "synthesized_image_response": synthesized_response,
+        "cumulative_ablation": {
+            f"layer{layer}": [{key: step[key] for key in ("ablated", "size_invariance", "number_invariance",
+                                                          "retained_drive", "size_tuning", "baseline")}
+                              for step in steps]
+            for layer, steps in study.cumulative.items()
+        },
+        "settings": {key: value for key, value in vars(arguments).items() if key not in ("data_root", "out")},
+        "timings_seconds": timings,
+    }

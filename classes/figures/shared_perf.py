@@ -1,99 +1,18 @@
-"""Summaries, order check, figure and table of script5 (Fig. 3d-e counterpart).
+"""Figure and tables of script5 (Fig. 3d-e counterpart).
 
-Per-neuron scores of the shared compact models (7 teachers x 8 filter counts
-K) and of the individual compact models, summarised as mean and s.e.m. over
-neurons; the check that the shared models' 219 outputs follow the compact
-models' neuron order; the figure (one line per teacher against K, the
-individual models as a reference band) and the comparison table.
+The per-predictor summary table, the figure (one line per teacher against K
+shared filters, the individual compact models as a reference band) and the
+comparison table. The scores, summaries and the neuron-order check they show
+are computed in :mod:`classes.scoring.shared_performance`.
 """
 
 from __future__ import annotations
-
-import numpy as np
 
 from classes.compact.shared_model import NUMS_SHARED_FILTERS
 from classes.reporting.comparison import comparison_row
 from classes.runtime import outputs
 from classes.scoring.performance import POISSON_LABEL
-
-METRICS = ("noise_corrected_r2_poisson", "pearson_r", "raw_r2")
-COMPACT_LABEL = "individual compact models"
-
-
-def summarize(values) -> dict:
-    """Mean, s.e.m., median and count over the finite values."""
-    values = np.asarray(values, np.float64)
-    finite = values[np.isfinite(values)]
-    sem = finite.std(ddof=1) / np.sqrt(finite.size) if finite.size > 1 else np.nan
-    return {"mean": float(finite.mean()) if finite.size else np.nan, "sem": float(sem),
-            "median": float(np.median(finite)) if finite.size else np.nan, "n": int(finite.size)}
-
-
-def summary_table(rows: list[dict], predictors: list[tuple], order_results: dict) -> list[dict]:
-    """Mean, s.e.m. and median of every metric per predictor, with the order check.
-
-    Args:
-        rows: per-neuron rows with ``teacher``, ``num_filters`` and the
-            :data:`METRICS`.
-        predictors: ``(teacher, K)`` pairs in the order wanted; the
-            individual compact models are ``(COMPACT_LABEL, None)``.
-        order_results: ``(teacher, K)`` -> :func:`order_check` result.
-
-    Returns:
-        One dict per predictor.
-    """
-    summary_rows = []
-    for teacher, count in predictors:
-        chosen = [row for row in rows if row["teacher"] == teacher and row["num_filters"] == count]
-        entry = {"teacher": teacher, "num_filters": count, "num_neurons": len(chosen)}
-        for metric in METRICS:
-            stats = summarize([row[metric] for row in chosen])
-            entry.update({f"{metric}_mean": stats["mean"], f"{metric}_sem": stats["sem"],
-                          f"{metric}_median": stats["median"]})
-        if (teacher, count) in order_results:
-            result = order_results[(teacher, count)]
-            entry.update({"order_median_correlation": result["median_correlation"],
-                          "order_min_correlation": result["min_correlation"],
-                          "order_matched_fraction": result["matched_fraction"],
-                          "order_median_abs_off_diagonal": result["median_abs_off_diagonal"]})
-        else:
-            entry.update({"order_median_correlation": None, "order_min_correlation": None,
-                          "order_matched_fraction": None, "order_median_abs_off_diagonal": None})
-        summary_rows.append(entry)
-    return summary_rows
-
-
-def order_check(shared_outputs, compact_outputs) -> dict:
-    """Matches each shared output to the compact models on the same images.
-
-    Args:
-        shared_outputs, compact_outputs: ``(num_images, num_neurons)``, the
-            chosen neurons in the same order.
-
-    Returns:
-        dict: per-neuron ``diagonal`` correlations, ``matched`` (whether the
-        matching compact model is the best-correlated one), their summaries,
-        and the median absolute off-diagonal correlation.
-    """
-    def standardize(values):
-        values = values - values.mean(axis=0)
-        norms = np.linalg.norm(values, axis=0)
-        return values / np.where(norms > 0, norms, np.nan)
-
-    correlations = standardize(np.asarray(shared_outputs, np.float64)).T @ standardize(
-        np.asarray(compact_outputs, np.float64))
-    diagonal = np.diag(correlations)
-    filled = np.where(np.isfinite(correlations), correlations, -np.inf)
-    matched = np.argmax(filled, axis=1) == np.arange(len(diagonal))
-    off_diagonal = correlations[~np.eye(len(diagonal), dtype=bool)]
-    return {
-        "diagonal": diagonal,
-        "matched": matched,
-        "median_correlation": float(np.nanmedian(diagonal)),
-        "min_correlation": float(np.nanmin(diagonal)),
-        "matched_fraction": float(np.mean(matched)),
-        "median_abs_off_diagonal": float(np.nanmedian(np.abs(off_diagonal))) if off_diagonal.size else np.nan,
-    }
+from classes.scoring.shared_performance import COMPACT_LABEL, METRICS
 
 
 def format_summary_table(summary_rows) -> str:

@@ -260,6 +260,23 @@ def _as_model_id(identifier) -> ModelId:
     )
 
 
+def _load_checked_weights(identifier: ModelId, data_root) -> list[np.ndarray]:
+    """A released model's ``.npy`` weights, checked against its nums_filters file.
+
+    Raises:
+        ValueError: the two release files disagree on the filter counts.
+    """
+    weights = load_weights_npy(identifier, data_root)
+    stated = load_nums_filters(identifier, data_root)
+    counts = nums_filters_from_weights(weights)
+    if counts != stated:
+        raise ValueError(
+            f"Weights of {identifier} have filter counts {counts} but its "
+            f"nums_filters file says {stated}; the release files disagree."
+        )
+    return weights
+
+
 def predict_models_on_images(
     model_ids,
     images,
@@ -298,17 +315,7 @@ def predict_models_on_images(
     images = check_images(images, "recentered")
     timings = timings if timings is not None else {}
     start = time.perf_counter()
-    weight_lists = []
-    for identifier in identifiers:
-        weights = load_weights_npy(identifier, data_root)
-        stated = load_nums_filters(identifier, data_root)
-        counts = nums_filters_from_weights(weights)
-        if counts != stated:
-            raise ValueError(
-                f"Weights of {identifier} have filter counts {counts} but its "
-                f"nums_filters file says {stated}; the release files disagree."
-            )
-        weight_lists.append(weights)
+    weight_lists = [_load_checked_weights(identifier, data_root) for identifier in identifiers]
     stacked = stack_compact_models(weight_lists, names=[str(identifier) for identifier in identifiers])
     middle = time.perf_counter()
     predictions = predict_stacked(

@@ -6,6 +6,7 @@ First: resolve the data, verify it if asked, prepare ``--out``. Last: write
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -14,8 +15,46 @@ from classes.reporting.comparison import format_comparison_table
 from classes.runtime.outputs import default_results_dir, prepare_output_dir, write_json
 
 
-def start_script(arguments, script_name: str) -> tuple[Path, Path]:
+def script_parser(docstring: str) -> argparse.ArgumentParser:
+    """An argument parser whose description is the first line of a script's docstring."""
+    return argparse.ArgumentParser(description=docstring.strip().split("\n")[0])
+
+
+def add_common_arguments(parser) -> None:
+    """Adds ``--data-root``, ``--out``, ``--overwrite`` and ``--verify``."""
+    parser.add_argument(
+        "--data-root",
+        default=None,
+        help="folder holding the release's data_* folders (default: "
+        "$COWLEY2023_DATA_ROOT, this repository, then ../shared/cowley2023_release)",
+    )
+    parser.add_argument("--out", default=None, help="results folder (default results/<script>/)")
+    parser.add_argument(
+        "--overwrite",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="replace earlier results in --out (default); --no-overwrite refuses",
+    )
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="check every release file against MANIFEST.sha256 first",
+    )
+
+
+def parse(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """Adds the common arguments (:func:`add_common_arguments`) and parses ``argv``."""
+    add_common_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def start_script(arguments, script: str) -> tuple[Path, Path]:
     """Resolves the data root, runs ``--verify`` if asked, prepares ``--out``.
+
+    Args:
+        arguments: the parsed arguments (``data_root``, ``verify``, ``out``, ``overwrite``).
+        script: the script's ``__file__`` or a name; its stem names the
+            default results folder ``results/<stem>/``.
 
     Returns:
         ``(data_root, output_dir)``.
@@ -33,7 +72,7 @@ def start_script(arguments, script_name: str) -> tuple[Path, Path]:
         if problems:
             sys.exit("error: release files failed verification:\n  " + "\n  ".join(problems))
         print("verify: every file matches MANIFEST.sha256")
-    output = Path(arguments.out) if arguments.out else default_results_dir(script_name)
+    output = Path(arguments.out) if arguments.out else default_results_dir(Path(script).stem)
     try:
         output_dir = prepare_output_dir(output, overwrite=arguments.overwrite)
     except (FileExistsError, ValueError) as error:
@@ -55,6 +94,24 @@ def run_script(parse_arguments, run, argv=None):
     """
     arguments = parse_arguments(argv)
     return exit_on_user_error(lambda: run(arguments))
+
+
+def entry_point(parse_arguments, run):
+    """A numbered script's ``main(argv=None)``: :func:`run_script` of its two halves.
+
+    Args:
+        parse_arguments: ``parse_arguments(argv)`` returning the arguments.
+        run: ``run(arguments)``, the script's work.
+
+    Returns:
+        ``main(argv=None)``, which returns what ``run`` returns.
+    """
+
+    def main(argv=None):
+        return run_script(parse_arguments, run, argv)
+
+    main.__doc__ = f"Parses the command line (None: sys.argv) and runs {run.__module__}."
+    return main
 
 
 def exit_on_user_error(function):

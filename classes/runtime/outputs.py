@@ -145,34 +145,6 @@ def save_figure(figure, stem) -> list[Path]:
     return written
 
 
-def add_common_arguments(parser) -> None:
-    """Adds ``--data-root``, ``--out``, ``--overwrite`` and ``--verify``."""
-    parser.add_argument(
-        "--data-root",
-        default=None,
-        help="folder holding the release's data_* folders (default: "
-        "$COWLEY2023_DATA_ROOT, this repository, then ../shared/cowley2023_release)",
-    )
-    parser.add_argument("--out", default=None, help="results folder (default results/<script>/)")
-    parser.add_argument(
-        "--overwrite",
-        action=argparse_true_default(),
-        default=True,
-        help="replace earlier results in --out (default); --no-overwrite refuses",
-    )
-    parser.add_argument(
-        "--verify",
-        action="store_true",
-        help="check every release file against MANIFEST.sha256 first",
-    )
-
-
-def argparse_true_default():
-    import argparse
-
-    return argparse.BooleanOptionalAction
-
-
 def write_npy(target, array) -> Path:
     """Writes one array as ``.npy`` atomically."""
 

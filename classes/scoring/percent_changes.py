@@ -14,6 +14,9 @@ for most models. Three versions are kept, named by :data:`KINDS`:
   positive;
 - ``percent_of_range``: change over the model's response range on normal
   images.
+
+The published values they are compared with are in
+:mod:`classes.reporting.published`.
 """
 
 from __future__ import annotations
@@ -21,14 +24,6 @@ from __future__ import annotations
 import numpy as np
 
 KINDS = ("calibrated", "raw", "percent_of_range")
-# Fig. 2, real V4 neurons in later sessions: mean (and s.e.m.) percent change.
-PUBLISHED = {
-    "maximizing_normal": (137.3, 9.2),
-    "maximizing_synthesized": (152.8, 10.8),
-    "adversarial_increase": (83.6, None),
-    "adversarial_decrease": (-33.2, None),
-    "smooth_minus": (-46.1, None),
-}
 
 
 def percent_change(responses, reference) -> np.ndarray:
@@ -154,8 +149,3 @@ def format_change(summary: dict) -> str:
     sem = f" +/- {summary['sem']:.1f}%" if np.isfinite(summary["sem"]) else ""
     return f"{summary['mean']:+.1f}%{sem} (median {summary['median']:+.1f}%, n={summary['n']})"
 
-
-def format_published(name: str) -> str:
-    """The published value of one Fig. 2 quantity as text."""
-    mean, sem = PUBLISHED[name]
-    return f"{mean:+.1f}%" + (f" +/- {sem:.1f}%" if sem is not None else "")

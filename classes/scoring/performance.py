@@ -22,6 +22,8 @@ from classes.scoring import metrics
 
 POISSON_LABEL = "approximate (Poisson noise model)"
 SNR_THRESHOLD = 0.15
+# The sessions whose raw repeats the release holds (none of the test sessions).
+POISSON_CHECK_SESSIONS = ("201016", "210325")
 
 
 def score_session(predictions, session_id, neurons=None, data_root=None) -> dict:
@@ -76,6 +78,21 @@ def score_session(predictions, session_id, neurons=None, data_root=None) -> dict
     return scores
 
 
+def poisson_approximation_checks(data_root=None, sessions=POISSON_CHECK_SESSIONS) -> list[dict]:
+    """:func:`poisson_approximation_check` on every session of ``sessions`` with raw repeats.
+
+    Args:
+        data_root: see :func:`classes.data.data_root.resolve_data_root`.
+        sessions: sessions to check; those whose raw repeats are not in the
+            release are left out.
+
+    Returns:
+        One result per checked session, in the order of ``sessions``.
+    """
+    present = set(available_response_sessions("raw", data_root))
+    return [poisson_approximation_check(session, data_root) for session in sessions if session in present]
+
+
 def poisson_approximation_check(session_id, data_root=None) -> dict:
     """How well the Poisson noise model stands in for the measured noise.
 
@@ -100,24 +117,9 @@ def poisson_approximation_check(session_id, data_root=None) -> dict:
     noise_poisson = metrics.poisson_noise_variance(means)
     snr_exact = metrics.snr_from_summary(means, noise_exact, repeats_exact)
     snr_poisson = metrics.snr_from_summary(means, noise_poisson, session.num_repeats)
-    # Stand-in model: the mean of the first half of each image's repeats,
-    # scored against the other half, so its noise is independent of the target's.
-    counts = np.sum(~np.isnan(raw), axis=2)
-    rank = np.arange(raw.shape[2])[None, None, :]
-    first_half = counts[..., None] // 2
-    predictor = np.nanmean(np.where(rank < first_half, raw, np.nan), axis=2)
-    target = np.where(rank >= first_half, raw, np.nan)
-    target_means, target_noise, target_repeats = metrics.repeat_statistics(target)
-    r2_exact = metrics.noise_corrected_r2_from_summary(
-        predictor, target_means, target_noise, target_repeats
-    )
-    r2_poisson = metrics.noise_corrected_r2_from_summary(
-        predictor,
-        target_means,
-        metrics.poisson_noise_variance(target_means),
-        session.num_repeats - session.num_repeats // 2,
-    )
+    r2_exact, r2_poisson = _half_repeat_r2(raw, session.num_repeats)
     valid = np.isfinite(snr_exact) & np.isfinite(snr_poisson)
+    snr_difference = np.abs(snr_exact - snr_poisson)[valid]
     r2_difference = np.abs(r2_exact - r2_poisson)
     with np.errstate(invalid="ignore", divide="ignore"):
         fano = noise_exact / noise_poisson
@@ -134,8 +136,8 @@ def poisson_approximation_check(session_id, data_root=None) -> dict:
         "r2_exact": r2_exact,
         "r2_poisson": r2_poisson,
         "median_fano_factor": float(np.nanmedian(fano)),
-        "median_abs_snr_difference": float(np.median(np.abs(snr_exact - snr_poisson)[valid])),
-        "p90_abs_snr_difference": float(np.percentile(np.abs(snr_exact - snr_poisson)[valid], 90)),
+        "median_abs_snr_difference": float(np.median(snr_difference)),
+        "p90_abs_snr_difference": float(np.percentile(snr_difference, 90)),
         "snr_correlation": float(np.corrcoef(snr_exact[valid], snr_poisson[valid])[0, 1]),
         "median_abs_r2_difference": float(np.nanmedian(r2_difference)),
         "max_abs_r2_difference": float(np.nanmax(r2_difference)),
@@ -143,3 +145,36 @@ def poisson_approximation_check(session_id, data_root=None) -> dict:
         "median_r2_exact": float(np.nanmedian(r2_exact)),
         "median_r2_poisson": float(np.nanmedian(r2_poisson)),
     }
+
+
+def _half_repeat_r2(raw, num_repeats: int) -> tuple[np.ndarray, np.ndarray]:
+    """Noise-corrected R2 of the half-repeat stand-in model, exact and Poisson.
+
+    The stand-in predicts with the mean of the first half of each image's
+    repeats and is scored against the other half, so its noise is
+    independent of the target's.
+
+    Args:
+        raw: ``(num_neurons, num_images, max_repeats)``, NaN past each
+            image's repeats.
+        num_repeats: the session table's repeat count (the Poisson side's n).
+
+    Returns:
+        ``(r2_exact, r2_poisson)``, each ``(num_neurons,)``.
+    """
+    counts = np.sum(~np.isnan(raw), axis=2)
+    rank = np.arange(raw.shape[2])[None, None, :]
+    first_half = counts[..., None] // 2
+    predictor = np.nanmean(np.where(rank < first_half, raw, np.nan), axis=2)
+    target = np.where(rank >= first_half, raw, np.nan)
+    target_means, target_noise, target_repeats = metrics.repeat_statistics(target)
+    r2_exact = metrics.noise_corrected_r2_from_summary(
+        predictor, target_means, target_noise, target_repeats
+    )
+    r2_poisson = metrics.noise_corrected_r2_from_summary(
+        predictor,
+        target_means,
+        metrics.poisson_noise_variance(target_means),
+        num_repeats - num_repeats // 2,
+    )
+    return r2_exact, r2_poisson

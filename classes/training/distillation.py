@@ -12,8 +12,9 @@ times (see :class:`DistillationConfig`).
 
 Training is resumable: after each chunk the model and its optimizer state
 are saved in a folder with a ``state.json`` that records how far training
-got; :func:`distill` called again on the same folder continues from there
-and returns at once when training had finished.
+got (a :class:`classes.training.checkpoints.RunFolder`); :func:`distill`
+called again on the same folder continues from there and returns at once
+when training had finished.
 
 The teacher here is the released shared compact model trained from the
 ensemble (200 filters; outputs ``(num_images, 219)`` in the neuron order of
@@ -23,7 +24,6 @@ stands in for the ensemble's, whose weights the release lacks.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -36,8 +36,9 @@ from classes.compact.model import NUM_LAYERS, OUTPUT_SIZE, all_model_ids, model_
 from classes.compact.tools import get_kernels, nums_filters_of, set_kernels
 from classes.data.data_root import resolve_data_root
 from classes.data.preprocessing import check_images
-from classes.runtime.outputs import write_json
+from classes.runtime.keras_files import load_keras_file
 from classes.runtime.quiet_tensorflow import keras, tf
+from classes.training.checkpoints import RunFolder
 
 TEACHER_FOLDER = Path("data_shared_compact_models") / "from_ensemble_model"
 TEACHER_FILTERS = 200
@@ -46,7 +47,7 @@ SMOOTHING_SIGMA = 0.5
 # The SPEC gives no border rule for smoothing a 5x5 kernel; "reflect" keeps
 # a kernel's sum, so smoothing does not shrink the weights chunk after chunk.
 SMOOTHING_MODE = "reflect"
-STATE_FILE = "state.json"
+CHECKPOINT_PREFIX = "checkpoint_chunk"
 
 
 def teacher_model_path(data_root=None, num_filters: int = TEACHER_FILTERS) -> Path:
@@ -68,13 +69,7 @@ def teacher_model_path(data_root=None, num_filters: int = TEACHER_FILTERS) -> Pa
 def load_teacher_model(data_root=None, num_filters: int = TEACHER_FILTERS) -> keras.Model:
     """Loads the teacher: images ``(N, 112, 112, 3)`` to responses ``(N, 219)``."""
     path = teacher_model_path(data_root, num_filters)
-    try:
-        return keras.models.load_model(path, compile=False)
-    except Exception as error:  # Keras raises many types for a bad archive
-        raise ValueError(
-            f"Could not load the teacher {path} ({type(error).__name__}: {error}); "
-            "the file is corrupt or truncated."
-        ) from None
+    return load_keras_file(path, "teacher")
 
 
 def teacher_output_index(session_id, neuron) -> int:
@@ -236,22 +231,17 @@ def train_on_block(model: keras.Model, images, targets, batch_size: int, order=N
     return losses
 
 
-def _read_state(folder: Path) -> dict | None:
-    path = folder / STATE_FILE
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON ({error}); delete the folder to start over.") from None
+def _run_folder(folder) -> RunFolder:
+    return RunFolder(folder, (CHECKPOINT_PREFIX,), remedy="delete the folder to start over")
 
 
 def load_checkpoint(folder, name: str) -> keras.Model:
-    """Loads a saved student with its optimizer state."""
-    path = Path(folder) / name
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing though {folder / STATE_FILE} names it; delete the folder to start over.")
-    return keras.models.load_model(path)
+    """Loads a saved student with its optimizer state.
+
+    Raises:
+        FileNotFoundError: ``folder`` holds no file ``name``.
+    """
+    return keras.models.load_model(_run_folder(folder).named_file(name))
 
 
 def distill(
@@ -287,70 +277,95 @@ def distill(
         ValueError: ``folder`` holds a run with another configuration, pool
             or architecture.
     """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    run = _run_folder(folder)
     chunks = training_schedule(len(pool), config)
-    identity = {
-        "config": asdict(config),
-        "pool_fingerprint": pool.fingerprint(),
-        "initial_nums_filters": nums_filters_of(model),
-    }
-    state = _read_state(folder)
-    if state is not None:
-        mismatched = [key for key, value in identity.items() if state.get(key) != value]
-        if mismatched:
-            raise ValueError(
-                f"{folder} holds a run with a different {', '.join(mismatched)} "
-                f"({', '.join(f'{key}={state.get(key)}' for key in mismatched)}); "
-                "pass --restart to discard it or choose another --out."
-            )
-        if state["finished"]:
-            return load_checkpoint(folder, final_name), state
-        model = load_checkpoint(folder, state["checkpoint"])
-    else:
-        state = dict(identity, chunks_done=0, num_chunks=len(chunks), images_seen=0,
-                     checkpoint=None, finished=False, history=[], seconds=0.0)
-        compile_student(model, config.learning_rate)
+    model, state = _start_or_resume(run, model, pool, config, len(chunks), final_name)
+    if state["finished"]:
+        return model, state
     slices = block_slices(len(pool), config.block_size)
     blocks_done = sum(len(chunk) for chunk in chunks[: state["chunks_done"]])
     progress = tqdm(total=sum(len(chunk) for chunk in chunks), initial=blocks_done,
                     desc=description, unit="block", disable=not show_progress)
-    chunks_this_call = 0
-    for chunk_index in range(state["chunks_done"], len(chunks)):
-        if stop_after_chunks is not None and chunks_this_call >= stop_after_chunks:
-            break
+    last_chunk = len(chunks)
+    if stop_after_chunks is not None:
+        last_chunk = min(last_chunk, state["chunks_done"] + stop_after_chunks)
+    for chunk_index in range(state["chunks_done"], last_chunk):
         start = time.perf_counter()
-        chunk_losses = []
-        for epoch, block in chunks[chunk_index]:
-            positions = np.arange(slices[block].start, slices[block].stop)
-            images = pool.load(positions)
-            targets = np.asarray(block_targets(block), dtype=np.float32).reshape(-1)
-            order = np.random.default_rng([config.seed, epoch, block]).permutation(len(positions))
-            chunk_losses.extend(train_on_block(model, images, targets, config.batch_size, order))
-            state["images_seen"] += len(positions)
-            progress.update(1)
-            progress.set_postfix(loss=f"{np.mean(chunk_losses):.4g}")
-        smooth_compact_model(model, config.smoothing_sigma)
-        previous = state["checkpoint"]
-        state["checkpoint"] = f"checkpoint_chunk{chunk_index + 1:04d}.keras"
-        model.save(folder / state["checkpoint"])
-        state["chunks_done"] = chunk_index + 1
-        state["seconds"] += time.perf_counter() - start
-        state["history"].append({
-            "chunk": chunk_index + 1,
-            "images_seen": state["images_seen"],
-            "mean_loss": float(np.mean(chunk_losses)),
-            "first_batch_loss": chunk_losses[0],
-            "last_batch_loss": chunk_losses[-1],
-        })
-        if state["chunks_done"] == len(chunks):
-            model.save(folder / final_name)
-            state["finished"] = True
-        # The state is written after the model it names, so a crash between
-        # the two leaves the previous, consistent pair.
-        write_json(folder / STATE_FILE, state)
-        if previous and previous != state["checkpoint"]:
-            (folder / previous).unlink(missing_ok=True)
-        chunks_this_call += 1
+        losses = _train_chunk(model, pool, block_targets, chunks[chunk_index], slices, config, state, progress)
+        _save_chunk(run, model, state, losses, start, final_name)
     progress.close()
     return model, state
+
+
+def _train_chunk(model, pool, block_targets, chunk, slices, config, state: dict, progress) -> list[float]:
+    """Trains on a chunk's blocks, then smooths the model.
+
+    Args:
+        chunk: ``(epoch, block_index)`` pairs from :func:`training_schedule`.
+        slices: the pool's blocks, from :func:`block_slices`.
+        state: its ``images_seen`` is advanced in place.
+
+    Returns:
+        The loss of every batch of the chunk.
+    """
+    losses = []
+    for epoch, block in chunk:
+        positions = np.arange(slices[block].start, slices[block].stop)
+        images = pool.load(positions)
+        targets = np.asarray(block_targets(block), dtype=np.float32).reshape(-1)
+        order = np.random.default_rng([config.seed, epoch, block]).permutation(len(positions))
+        losses.extend(train_on_block(model, images, targets, config.batch_size, order))
+        state["images_seen"] += len(positions)
+        progress.update(1)
+        progress.set_postfix(loss=f"{np.mean(losses):.4g}")
+    smooth_compact_model(model, config.smoothing_sigma)
+    return losses
+
+
+def _start_or_resume(run: RunFolder, model, pool, config, num_chunks: int, final_name: str):
+    """The model and state to continue from: the folder's latest, or a fresh start.
+
+    Returns:
+        ``(model, state)``; a finished run's model is its final one.
+
+    Raises:
+        ValueError: the folder holds a run with other settings.
+    """
+    settings = {
+        "config": asdict(config),
+        "pool_fingerprint": pool.fingerprint(),
+        "initial_nums_filters": nums_filters_of(model),
+    }
+    state = run.read_state()
+    if state is None:
+        state = dict(settings, chunks_done=0, num_chunks=num_chunks, images_seen=0,
+                     checkpoint=None, finished=False, history=[], seconds=0.0)
+        return compile_student(model, config.learning_rate), state
+    run.check_settings(state, settings, remedy="pass --restart to discard it or choose another --out")
+    return load_checkpoint(run.path, final_name if state["finished"] else state["checkpoint"]), state
+
+
+def _save_chunk(run: RunFolder, model, state: dict, losses: list[float], start: float, final_name: str) -> None:
+    """Records a finished chunk: its checkpoint, then the state that names it.
+
+    Args:
+        state: updated in place (chunks done, history, seconds, finished).
+        losses: the chunk's batch losses.
+        start: ``time.perf_counter()`` when the chunk began.
+    """
+    chunk = state["chunks_done"] + 1
+    state["checkpoint"] = f"{CHECKPOINT_PREFIX}{chunk:04d}.keras"
+    run.write_file(state["checkpoint"], model.save)
+    state["chunks_done"] = chunk
+    state["seconds"] += time.perf_counter() - start
+    state["history"].append({
+        "chunk": chunk,
+        "images_seen": state["images_seen"],
+        "mean_loss": float(np.mean(losses)),
+        "first_batch_loss": losses[0],
+        "last_batch_loss": losses[-1],
+    })
+    if chunk == state["num_chunks"]:
+        run.write_file(final_name, model.save)
+        state["finished"] = True
+    run.commit(state, [state["checkpoint"], final_name])
