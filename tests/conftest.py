@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -30,3 +31,18 @@ def data_root():
 def image_cache(tmp_path_factory):
     """A cache folder private to this test run."""
     return tmp_path_factory.mktemp("image_cache")
+
+
+@pytest.fixture
+def unwritable_folder(tmp_path) -> Path:
+    """A folder this process cannot write into (root ignores permissions, but not /sys)."""
+    if os.geteuid() != 0:
+        folder = tmp_path / "read_only"
+        folder.mkdir()
+        folder.chmod(0o555)
+        return folder
+    try:
+        (Path("/sys") / f"cowley2023_probe_{os.getpid()}").mkdir()
+    except OSError:
+        return Path("/sys")
+    pytest.skip("no folder here is unwritable for root")

@@ -13,8 +13,8 @@ from classes.data.data_root import (
     read_manifest,
     resolve_data_root,
     sha256_of_file,
-    verify_data_root,
 )
+from classes.data.release_files import verify_data_root
 from classes.runtime.paths import default_cache_dir
 
 
@@ -216,3 +216,15 @@ def test_default_cache_dir(monkeypatch, tmp_path):
     monkeypatch.delenv("COWLEY2023_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert default_cache_dir() == tmp_path / "xdg" / "cowley2023"
+
+
+def test_cache_dir_that_is_a_file_is_named_as_the_cache(monkeypatch, tmp_path):
+    (tmp_path / "a_file").write_text("x")
+    monkeypatch.setenv("COWLEY2023_CACHE_DIR", str(tmp_path / "a_file"))
+    with pytest.raises(ValueError, match=r"^COWLEY2023_CACHE_DIR=.*a_file is a file, not a folder; the project keeps"):
+        default_cache_dir()
+    monkeypatch.delenv("COWLEY2023_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    (tmp_path / "cowley2023").write_text("x")
+    with pytest.raises(ValueError, match=r"^the cache folder .*cowley2023 is a file"):
+        default_cache_dir()

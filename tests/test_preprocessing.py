@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.ndimage import gaussian_filter
 
 from classes.data.preprocessing import (
     RECENTERED_MAX,
     RECENTERED_MIN,
     RGB_MEANS,
+    RecentredImages,
+    as_recentred,
     check_images,
     gaudy_images,
     grayscale_images,
@@ -187,10 +191,16 @@ def test_raw_float_passed_as_recentred_hint(random_images):
 
 
 def test_recentred_passed_as_raw_hint(random_images):
+    plain = np.asarray(recenter_images(random_images))
     with pytest.raises(ValueError, match=r"look recentred already.*uncenter_images"):
-        check_images(recenter_images(random_images), "raw")
-    with pytest.raises(ValueError, match="look recentred already"):
+        check_images(plain, "raw")
+    # Declared recentred images are refused as raw whatever their values.
+    with pytest.raises(ValueError, match=r"are recentred.*uncenter_images"):
         recenter_images(recenter_images(random_images))
+    bright = recenter_images(np.full((1, 112, 112, 3), 200, np.uint8))
+    assert bright.min() > 0
+    with pytest.raises(ValueError, match=r"are recentred.*uncenter_images"):
+        check_images(bright, "raw")
 
 
 def test_out_of_both_ranges_has_no_misleading_hint():
@@ -208,3 +218,87 @@ def test_out_of_both_ranges_has_no_misleading_hint():
 def test_check_images_unknown_space(random_images):
     with pytest.raises(ValueError, match="space must be"):
         check_images(random_images, "normalized")
+
+
+# Property-based checks of the image kinds (raw pixels vs recentred images):
+# batches are drawn as a few pixel values tiled over 1-3 images, so that every
+# range, including the one both kinds share, is reached quickly.
+_PIXELS = 112 * 112 * 3
+
+
+def _batch(values, num_images: int, dtype) -> np.ndarray:
+    return np.resize(np.asarray(values, dtype=dtype), num_images * _PIXELS).reshape(num_images, 112, 112, 3)
+
+
+def _float_batches(low: float, high: float):
+    values = st.lists(st.floats(low, high), min_size=1, max_size=6)
+    return st.builds(_batch, values, st.integers(1, 3), st.just(np.float32))
+
+
+_RAW_UINT8 = st.builds(_batch, st.lists(st.integers(0, 255), min_size=1, max_size=6), st.integers(1, 3),
+                       st.just(np.uint8))
+_SETTINGS = settings(max_examples=40, deadline=None)
+
+
+@_SETTINGS
+@given(_RAW_UINT8)
+def test_property_uint8_is_raw_and_round_trips(images):
+    assert check_images(images, "raw") is images
+    with pytest.raises(ValueError, match="raw pixels"):
+        check_images(images, "recentered")
+    recentred = recenter_images(images)
+    assert isinstance(recentred, RecentredImages) and recentred.dtype == np.float32
+    assert check_images(recentred, "recentered") is recentred
+    np.testing.assert_array_equal(uncenter_images(recentred), images)
+    with pytest.raises(ValueError, match="are recentred"):
+        check_images(recentred, "raw")
+
+
+@_SETTINGS
+@given(_float_batches(0.0, RECENTERED_MAX))
+def test_property_values_both_kinds_fit_must_be_declared(images):
+    assert check_images(images, "raw") is images
+    with pytest.raises(ValueError, match="fits raw pixels and recentred images alike"):
+        check_images(images, "recentered")
+    declared = as_recentred(images)
+    assert check_images(declared, "recentered") is declared
+    np.testing.assert_array_equal(np.asarray(declared), images)
+    np.testing.assert_allclose(np.asarray(recenter_images(images)), images - RGB_MEANS, rtol=0, atol=1e-4)
+
+
+@_SETTINGS
+@given(_float_batches(RECENTERED_MIN, -0.01))
+def test_property_negative_values_can_only_be_recentred(images):
+    assert check_images(images, "recentered") is not None
+    with pytest.raises(ValueError, match="Raw images must lie in 0..255"):
+        check_images(images, "raw")
+
+
+@_SETTINGS
+@given(_float_batches(RECENTERED_MAX + 0.01, 255.0))
+def test_property_values_above_the_recentred_range_can_only_be_raw(images):
+    assert check_images(images, "raw") is images
+    with pytest.raises(ValueError, match="look like raw"):
+        check_images(images, "recentered")
+    with pytest.raises(ValueError, match="look like raw"):
+        as_recentred(images)
+
+
+@_SETTINGS
+@given(_RAW_UINT8, st.integers(0, 2))
+def test_property_selections_stay_declared_and_arithmetic_does_not(images, start):
+    recentred = recenter_images(images)
+    for selection in (recentred[start:], recentred[[0]], recentred.copy(), recentred.astype(np.float64)):
+        assert isinstance(selection, RecentredImages)
+    for result in (recentred + 0.0, np.clip(recentred, -1, 1), -recentred):
+        assert type(result) is np.ndarray
+    assert type(recentred.min()) is np.float32
+
+
+def test_declaring_integers_or_out_of_range_values_is_refused():
+    with pytest.raises(ValueError, match=r"uint8, which means raw pixels"):
+        as_recentred(np.zeros((1, 112, 112, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"int64, which means raw pixels"):
+        check_images(np.zeros((1, 112, 112, 3), np.int64), "recentered")
+    with pytest.raises(ValueError, match="Recentred images must lie in"):
+        as_recentred(np.full((1, 112, 112, 3), -200.0))

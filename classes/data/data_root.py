@@ -137,32 +137,6 @@ def read_manifest(data_root: Path) -> dict[str, str]:
     return entries
 
 
-def verify_data_root(data_root: Path, show_progress: bool = True) -> list[str]:
-    """Checks every file of the manifest against its SHA-256.
-
-    Args:
-        data_root: the resolved data root.
-        show_progress: show a tqdm progress bar.
-
-    Returns:
-        A list of problems, one line each (missing or mismatched files);
-        empty when every file matches.
-    """
-    from tqdm import tqdm
-
-    problems = []
-    entries = read_manifest(data_root)
-    for relative, digest in tqdm(
-        sorted(entries.items()), desc="verifying", disable=not show_progress
-    ):
-        path = Path(data_root) / relative
-        if not path.is_file():
-            problems.append(f"missing: {relative}")
-        elif sha256_of_file(path) != digest:
-            problems.append(f"checksum mismatch: {relative}")
-    return problems
-
-
 def sessions_in_folder(folder: Path, prefix: str, suffix: str) -> list[str]:
     """Session ids of the files ``<prefix><session><suffix>`` in ``folder``, sorted; [] when it is absent."""
     if not folder.is_dir():

@@ -199,27 +199,3 @@ def build_image_pool(
     entries = np.concatenate(rows)
     order = np.random.default_rng(seed).permutation(len(entries))
     return ImagePool(tuple(chosen), entries[order], data_root)
-
-
-def split_pool(pool: ImagePool, num_validation_base_images: int, seed: int = 0) -> tuple:
-    """Splits a pool into training and validation parts by base image.
-
-    Every variant of a base image goes to the same part, so validation
-    images are not mirror or gaudy copies of training images.
-
-    Args:
-        num_validation_base_images: base images (session, number) to hold out.
-
-    Returns:
-        ``(training_pool, validation_pool)``; both keep the pool's order.
-    """
-    base, inverse = np.unique(pool.entries[:, :2], axis=0, return_inverse=True)
-    inverse = np.asarray(inverse).reshape(-1)
-    if not 0 < num_validation_base_images < len(base):
-        raise ValueError(
-            f"num_validation_base_images must be between 1 and {len(base) - 1} "
-            f"(the pool has {len(base)} base images); got {num_validation_base_images}."
-        )
-    held = np.random.default_rng(seed).choice(len(base), num_validation_base_images, replace=False)
-    is_validation = np.isin(inverse, held)
-    return pool.subset(np.flatnonzero(~is_validation)), pool.subset(np.flatnonzero(is_validation))

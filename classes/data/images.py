@@ -3,7 +3,8 @@
 Each zip ``data_V4_responses/images/images_<session>.zip`` holds JPEGs
 ``image0001.jpg`` ... (1-based, 112x112x3), sometimes inside a top folder,
 sometimes not, and not always in order. Decoded arrays are cached as ``.npy``
-files named by the zip's SHA-256, so a second run does not decode again.
+files named by the zip's SHA-256 and checked on every load
+(:mod:`classes.data.decode_cache`), so a second run does not decode again.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from classes.data.data_root import resolve_data_root, sessions_in_folder, sha256_of_file
+from classes.data.decode_cache import load_or_decode
+from classes.data.release_files import known_sha256, verified_release_file
 from classes.data.sessions import get_session
-from classes.runtime.outputs import write_npy
-from classes.runtime.paths import default_cache_dir
 
 IMAGE_SIZE = 112
 _IMAGE_NAME = re.compile(r"(?:^|/)image(\d+)\.jpg$", re.IGNORECASE)
@@ -28,13 +29,18 @@ _IMAGE_NAME = re.compile(r"(?:^|/)image(\d+)\.jpg$", re.IGNORECASE)
 def image_zip_path(session_id: str | int, data_root=None) -> Path:
     """Returns the path of a session's image zip.
 
+    Returns:
+        The path, checked against the release's ``MANIFEST.sha256`` the
+        first time it is used (:func:`classes.data.release_files.verified_release_file`).
+
     Raises:
-        ValueError: unknown session.
+        ValueError: unknown session; the zip does not match the manifest.
         FileNotFoundError: the zip is not in the release at hand; the
             message names the sessions whose zips are present.
     """
     session = get_session(session_id)
-    folder = resolve_data_root(data_root) / "data_V4_responses" / "images"
+    root = resolve_data_root(data_root)
+    folder = root / "data_V4_responses" / "images"
     path = folder / f"images_{session.session_id}.zip"
     if not path.is_file():
         present = sorted(
@@ -49,7 +55,7 @@ def image_zip_path(session_id: str | int, data_root=None) -> Path:
             "for this session; image-based results need the zip from "
             "cowleygroup/V4_compact_models."
         )
-    return path
+    return verified_release_file(path, root)
 
 
 def available_image_sessions(data_root=None) -> list[str]:
@@ -107,12 +113,6 @@ def count_images(session_id: str | int, data_root=None) -> int:
         return len(_index_members(archive, path))
 
 
-def _cache_file(path: Path, cache_dir: Path | None) -> Path:
-    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    digest = sha256_of_file(path)[:16]
-    return cache_dir / f"{path.stem}_{digest}.npy"
-
-
 def _decode_all(path: Path) -> np.ndarray:
     with _open_zip(path) as archive:
         members = _index_members(archive, path)
@@ -144,8 +144,9 @@ def load_images(
             None reads all.
         data_root: see :func:`classes.data.data_root.resolve_data_root`.
         use_cache: keep the decoded zip as ``.npy`` in ``cache_dir`` keyed by
-            the zip's SHA-256, and read from it on later calls.
-        cache_dir: cache folder; default :func:`default_cache_dir`.
+            the zip's SHA-256, and read from it (checked) on later calls.
+        cache_dir: cache folder; default
+            :func:`classes.runtime.paths.default_cache_dir`.
         size: resize to ``(size, size)`` (bilinear) when given, e.g. 224 for
             the ensemble's ResNet50 stage. None keeps 112x112.
 
@@ -168,21 +169,9 @@ def load_images(
 
 
 def _cached_images(path: Path, cache_dir) -> np.ndarray:
-    """All of a zip's images from the decode cache, decoding (and caching) them if needed.
-
-    Returns:
-        uint8 ``(num_images, 112, 112, 3)``, memory-mapped when read from the cache.
-    """
-    cached = _cache_file(path, cache_dir)
-    if cached.is_file():
-        try:
-            return np.load(cached, mmap_mode="r")
-        except (ValueError, OSError):
-            # A truncated or foreign cache file: decode again and replace it.
-            cached.unlink()
-    decoded = _decode_all(path)
-    write_npy(cached, decoded)
-    return decoded
+    """All of a zip's images from the decode cache (:mod:`classes.data.decode_cache`), decoding them if needed."""
+    digest = known_sha256(path) or sha256_of_file(path)
+    return load_or_decode(path, digest, lambda: _decode_all(path), cache_dir)
 
 
 def _select_images(path: Path, all_images, indices, session_id) -> np.ndarray:

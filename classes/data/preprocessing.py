@@ -3,6 +3,18 @@
 Compact models take raw pixels minus the per-channel means of the 12 million
 training images (SPEC section 1). Raw images are uint8 or float in 0..255;
 recentred images are float32 in about -116.2..+155.6.
+
+No guessing between the two: the values of a float image in 0..154.6 (a dark
+photograph, a flat grey 128) fit both kinds, and taking one for the other
+silently shifts every response. So recentred images are said to be recentred
+by whoever makes them: :func:`recenter_images` (from raw pixels) and
+:func:`as_recentred` (for an array made in the models' space, e.g. by
+gradient ascent) return :class:`RecentredImages`. Where recentred images are
+expected (``check_images(images, "recentered")``, so every model-response
+function), a plain float array is accepted only when its values cannot be raw
+pixels (some are negative); one whose values fit both kinds is refused with a
+message saying how to declare it. Where raw pixels are expected, a
+:class:`RecentredImages` is refused whatever its values.
 """
 
 from __future__ import annotations
@@ -15,6 +27,20 @@ RECENTERED_MAX = float(255.0 - RGB_MEANS.min())
 _TOLERANCE = 1e-3
 
 
+class RecentredImages(np.ndarray):
+    """A batch of images declared to be in the models' input space (raw minus :data:`RGB_MEANS`).
+
+    Made by :func:`recenter_images` or :func:`as_recentred`; a view, not a
+    copy. Selections (slices, indexing, ``copy``, ``astype``) stay declared;
+    arithmetic gives a plain array, which is a new image the caller declares
+    again.
+    """
+
+    def __array_wrap__(self, array, context=None, return_scalar=False):
+        result = np.asarray(array)
+        return result[()] if return_scalar else result
+
+
 def check_images(images, space: str = "raw", name: str = "images") -> np.ndarray:
     """Validates a batch of images and returns it as an array.
 
@@ -24,17 +50,28 @@ def check_images(images, space: str = "raw", name: str = "images") -> np.ndarray
         name: how to call the argument in error messages.
 
     Returns:
-        The images as a NumPy array (not copied when already one).
+        The images as a NumPy array (not copied when already one; a
+        :class:`RecentredImages` stays one).
 
     Raises:
         ValueError: wrong rank or shape, non-numeric dtype, NaN or infinite
             pixels, or values outside the range of ``space``; where the
-            values fit the other space, the message says so.
+            values fit the other space, the message says so. For
+            ``"recentered"``: integer images, and plain float images whose
+            values fit raw pixels too (declare them with
+            :func:`as_recentred` or :func:`recenter_images`). For ``"raw"``:
+            :class:`RecentredImages`.
     """
     if space not in ("raw", "recentered"):
         raise ValueError(f"space must be 'raw' or 'recentered', got {space!r}.")
-    array = np.asarray(images)
+    declared = isinstance(images, RecentredImages)
+    array = images if declared else np.asarray(images)
     _check_dtype_and_shape(array, name)
+    if declared and space == "raw":
+        raise ValueError(
+            f"{name} are recentred (made by recenter_images or as_recentred), not raw pixels; "
+            "call uncenter_images(images) for raw pixels."
+        )
     if array.size == 0:
         return array
     if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
@@ -44,6 +81,12 @@ def check_images(images, space: str = "raw", name: str = "images") -> np.ndarray
         _check_raw_range(low, high, name)
     else:
         _check_recentered_range(array.dtype, low, high, name)
+        if not declared and low >= -_TOLERANCE:
+            raise ValueError(
+                f"{name} lie in {low:.1f}..{high:.1f}, which fits raw pixels and recentred images "
+                "alike; say which they are: recenter_images(images) for raw pixels, or "
+                "as_recentred(images) if they are recentred already."
+            )
     return array
 
 
@@ -82,10 +125,10 @@ def _check_raw_range(low: float, high: float, name: str) -> None:
 
 
 def _check_recentered_range(dtype, low: float, high: float, name: str) -> None:
-    """Raises ValueError for uint8 or out-of-range recentred images; hints at raw input."""
-    if dtype == np.uint8:
+    """Raises ValueError for integer or out-of-range recentred images; hints at raw input."""
+    if np.issubdtype(dtype, np.integer):
         raise ValueError(
-            f"{name} are uint8, which means raw pixels; models take recentred "
+            f"{name} are {dtype}, which means raw pixels; models take recentred "
             "float images: call recenter_images(images) first."
         )
     if low < RECENTERED_MIN - _TOLERANCE or high > RECENTERED_MAX + _TOLERANCE:
@@ -100,17 +143,39 @@ def _check_recentered_range(dtype, low: float, high: float, name: str) -> None:
         )
 
 
-def recenter_images(images) -> np.ndarray:
+def recenter_images(images) -> RecentredImages:
     """Raw 0..255 images to model input: float32, minus the RGB means.
 
     Args:
         images: ``(num_images, 112, 112, 3)`` raw pixels, uint8 or float.
 
     Returns:
-        float32 array of the same shape.
+        float32 :class:`RecentredImages` of the same shape.
     """
     array = check_images(images, "raw")
-    return array.astype(np.float32) - RGB_MEANS
+    return (array.astype(np.float32) - RGB_MEANS).view(RecentredImages)
+
+
+def as_recentred(images) -> RecentredImages:
+    """Declares float images to be recentred already (made in the models' input space).
+
+    Args:
+        images: float ``(num_images, 112, 112, 3)`` in
+            :data:`RECENTERED_MIN`..:data:`RECENTERED_MAX`, e.g. the result of
+            gradient ascent on a model's input.
+
+    Returns:
+        float32 :class:`RecentredImages` (a view when already float32).
+
+    Raises:
+        ValueError: integer images (raw pixels), or values outside the
+            recentred range.
+    """
+    array = np.asarray(images)
+    _check_dtype_and_shape(array, "images")
+    if np.issubdtype(array.dtype, np.integer):
+        _check_recentered_range(array.dtype, 0.0, 0.0, "images")
+    return check_images(array.astype(np.float32, copy=False).view(RecentredImages), "recentered")
 
 
 def uncenter_images(images, as_uint8: bool = True) -> np.ndarray:
@@ -120,7 +185,7 @@ def uncenter_images(images, as_uint8: bool = True) -> np.ndarray:
         images: recentred ``(num_images, 112, 112, 3)``.
         as_uint8: round to uint8 (for saving); otherwise float32.
     """
-    array = check_images(images, "recentered")
+    array = np.asarray(check_images(images, "recentered"))
     raw = np.clip(array.astype(np.float32) + RGB_MEANS, 0.0, 255.0)
     return np.round(raw).astype(np.uint8) if as_uint8 else raw
 

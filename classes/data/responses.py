@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from classes.data.data_root import resolve_data_root, sessions_in_folder
+from classes.data.release_files import verified_release_file
 from classes.data.sessions import get_session, held_out_indices, training_image_indices
 
 _KINDS = {
@@ -38,14 +39,19 @@ def response_path(session_id, kind: str = "repeat_averaged", data_root=None) -> 
         session_id: e.g. ``"190923"``.
         kind: ``"raw"`` or ``"repeat_averaged"``.
 
+    Returns:
+        The path, checked against the release's ``MANIFEST.sha256`` the
+        first time it is used (:func:`classes.data.release_files.verified_release_file`).
+
     Raises:
-        ValueError: unknown session or kind.
+        ValueError: unknown session or kind; the file does not match the manifest.
         FileNotFoundError: the file is not in the release; the message lists
             the sessions whose files of that kind exist.
     """
     _check_kind(kind)
     session = get_session(session_id)
-    folder = resolve_data_root(data_root) / "data_V4_responses" / _KINDS[kind]
+    root = resolve_data_root(data_root)
+    folder = root / "data_V4_responses" / _KINDS[kind]
     path = folder / f"responses_{session.session_id}.npy"
     if not path.is_file():
         present = available_response_sessions(kind, data_root)
@@ -55,7 +61,7 @@ def response_path(session_id, kind: str = "repeat_averaged", data_root=None) -> 
             f"exist. Sessions with {kind.replace('_', '-')} responses here: "
             f"{', '.join(present) or 'none'}."
         )
-    return path
+    return verified_release_file(path, root)
 
 
 def _check_kind(kind: str) -> None:

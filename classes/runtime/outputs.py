@@ -2,7 +2,8 @@
 
 Every script writes into a results folder (default ``results/<script>/``,
 ignored by git). Files appear whole or not at all: each is written to a
-temporary name beside the target and renamed.
+temporary name beside the target and renamed. A run's results folder as a
+whole appears the same way (:class:`classes.runtime.result_folder.ResultFolder`).
 """
 
 from __future__ import annotations
@@ -21,28 +22,6 @@ from classes.runtime.paths import REPOSITORY_ROOT
 def default_results_dir(script_name: str) -> Path:
     """``<repository>/results/<script_name>``."""
     return REPOSITORY_ROOT / "results" / script_name
-
-
-def prepare_output_dir(path, overwrite: bool = True) -> Path:
-    """Creates the results folder.
-
-    Args:
-        overwrite: when False and the folder already holds files, refuse.
-
-    Raises:
-        FileExistsError: the folder holds files and ``overwrite`` is False.
-        ValueError: the path exists and is not a folder.
-    """
-    folder = Path(path).expanduser()
-    if folder.exists() and not folder.is_dir():
-        raise ValueError(f"--out {folder} exists and is not a folder.")
-    if folder.is_dir() and any(folder.iterdir()) and not overwrite:
-        raise FileExistsError(
-            f"{folder} already holds results; pass --overwrite to replace them "
-            "or choose another --out."
-        )
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def _atomic_target(target: Path):
