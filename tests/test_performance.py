@@ -7,10 +7,16 @@ import pytest
 
 from classes.compact.model import all_model_ids, load_nums_filters, model_file
 from classes.compact.model_size import compact_parameter_count, ensemble_parameter_count
+from classes.data.repeat_counts import repeat_counts
 from classes.data.responses import load_held_out, load_raw
 from classes.ensemble.predictions import load_ensemble_predictions
 from classes.scoring import metrics
-from classes.scoring.performance import poisson_approximation_check, score_session
+from classes.scoring.noise_model import calibrated_fano_factor
+from classes.scoring.performance import (
+    noise_corrected_r2_held_out,
+    poisson_approximation_check,
+    score_session,
+)
 
 
 def test_parameter_formula_equals_every_released_summary(data_root):
@@ -53,6 +59,16 @@ def test_score_session_matches_metrics_directly(data_root):
     assert np.allclose(scores["noise_corrected_r2_poisson"], expected)
     assert np.all(np.isnan(scores["noise_corrected_r2_exact"]))
     assert "responses_190923.npy" in scores["exact_note"]
+    # The reported estimator: sigma2 = F x mean count, each held-out image with its recovered count.
+    fano, counts = calibrated_fano_factor(data_root), repeat_counts("190923", data_root)[600:]
+    x = predictions - predictions.mean(axis=1, keepdims=True)
+    for row, neuron in enumerate([2, 5]):
+        y = means[neuron] - means[neuron].mean()
+        v = fano * means[neuron].mean() / counts
+        direct = ((x[row] @ y) ** 2 - np.sum(x[row] ** 2 * v)) / ((x[row] @ x[row]) * (y @ y - 599 / 600 * v.sum()))
+        assert scores["noise_corrected_r2"][row] == pytest.approx(direct, rel=1e-10)
+    np.testing.assert_array_equal(noise_corrected_r2_held_out(predictions, "190923", [2, 5], data_root),
+                                  scores["noise_corrected_r2"])
 
 
 def test_score_session_rejects_wrong_shape(data_root):

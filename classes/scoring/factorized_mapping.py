@@ -305,7 +305,7 @@ class FactorizedMapping:
                     )
                     out_of_fold[point][:, test] = self._predict_with(state, features[test])
             self.cv_correlations = np.stack(
-                [metrics.pearson_r(predictions, targets) for predictions in out_of_fold]
+                [_finite_rows_correlation(predictions, targets) for predictions in out_of_fold]
             )
             self.chosen = np.argmax(np.nan_to_num(self.cv_correlations, nan=-np.inf), axis=0)
         self._state = self._fit_once(features, targets, self._strengths(self.chosen), self.seed)
@@ -345,3 +345,12 @@ def cross_validated_predictions(
             features[test]
         )
     return predictions
+
+
+def _finite_rows_correlation(predictions, targets) -> np.ndarray:
+    """Pearson r per neuron; NaN for a neuron whose fit diverged (non-finite predictions), so it is not chosen."""
+    finite = np.all(np.isfinite(predictions), axis=1)
+    correlations = np.full(len(predictions), np.nan)
+    if np.any(finite):
+        correlations[finite] = metrics.pearson_r(predictions[finite], targets[finite])
+    return correlations

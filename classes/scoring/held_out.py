@@ -20,7 +20,7 @@ from classes.data.sessions import held_out_indices
 from classes.prediction import predict
 from classes.scoring.performance import score_session
 
-SCORE_KEYS = ("pearson_r", "raw_r2", "noise_corrected_r2_poisson", "snr_poisson",
+SCORE_KEYS = ("pearson_r", "raw_r2", "noise_corrected_r2", "snr", "noise_corrected_r2_poisson", "snr_poisson",
               "noise_corrected_r2_exact")
 
 
@@ -85,8 +85,9 @@ def score_models_on_held_out(
 def score_ensemble(rows: list[dict], ensemble_predictions: dict, data_root=None) -> dict:
     """Scores the ensemble on the neurons of ``rows`` and compares it with them.
 
-    Adds ``ensemble_noise_corrected_r2_poisson`` and ``ensemble_pearson_r``
-    to every row.
+    Adds ``ensemble_noise_corrected_r2`` (the project's approximation,
+    :func:`classes.scoring.performance.noise_corrected_r2_held_out`) and
+    ``ensemble_pearson_r`` to every row.
 
     Args:
         rows: from :func:`score_models_on_held_out`.
@@ -107,10 +108,10 @@ def score_ensemble(rows: list[dict], ensemble_predictions: dict, data_root=None)
         scores = score_session(ensemble_predictions[session][neurons], session, neurons=neurons,
                                data_root=data_root)
         for index, row in enumerate(chosen):
-            row["ensemble_noise_corrected_r2_poisson"] = scores["noise_corrected_r2_poisson"][index]
+            row["ensemble_noise_corrected_r2"] = scores["noise_corrected_r2"][index]
             row["ensemble_pearson_r"] = scores["pearson_r"][index]
-    compact = np.array([row["noise_corrected_r2_poisson"] for row in rows])
-    ensemble = np.array([row["ensemble_noise_corrected_r2_poisson"] for row in rows])
+    compact = np.array([row["noise_corrected_r2"] for row in rows])
+    ensemble = np.array([row["ensemble_noise_corrected_r2"] for row in rows])
     valid = np.isfinite(compact) & np.isfinite(ensemble)
     return {
         "ensemble_median_r2": float(np.median(ensemble[valid])),

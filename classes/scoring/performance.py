@@ -4,9 +4,15 @@ The release holds raw repeats for only two sessions (201016, 210325), none of
 the four test sessions. Exact noise-corrected R2 therefore cannot be computed
 on the test sessions; this module scores them with
 
-- Pearson r and raw R2 against the repeat-averaged responses (exact), and
-- an APPROXIMATE noise-corrected R2 under a Poisson noise model (trial
-  variance = mean count; repeats per image from the session table),
+- Pearson r and raw R2 against the repeat-averaged responses (exact);
+- THE approximate noise-corrected R2 of the project,
+  :func:`noise_corrected_r2_held_out`: trial variance = F x mean count (F
+  calibrated on the raw-repeat sessions), each image with its own repeat
+  count recovered from the averaged responses (:mod:`classes.scoring.noise_model`;
+  validated in :mod:`classes.scoring.noise_validation`);
+- beside it, the plain Poisson approximation (trial variance = mean count,
+  repeats from the session table), as reported before the noise model was
+  validated;
 
 and measures how good the Poisson approximation is on the two sessions whose
 raw repeats are present (:func:`poisson_approximation_check`).
@@ -16,35 +22,28 @@ from __future__ import annotations
 
 import numpy as np
 
+from classes.data.repeat_counts import repeat_counts
 from classes.data.responses import available_response_sessions, load_held_out, load_raw
-from classes.data.sessions import get_session
+from classes.data.sessions import get_session, held_out_indices
 from classes.scoring import metrics
+from classes.scoring.noise_model import (
+    CHOSEN_ESTIMATOR,
+    RAW_REPEAT_SESSIONS,
+    approximate_noise,
+    calibrated_fano_factor,
+)
+from classes.scoring.noise_validation import half_repeat_stand_in
 
+NOISE_CORRECTED_LABEL = ("approximate (trial variance = F x mean count, F from the raw-repeat sessions "
+                         "201016 and 210325; per-image repeat counts)")
 POISSON_LABEL = "approximate (Poisson noise model)"
 SNR_THRESHOLD = 0.15
 # The sessions whose raw repeats the release holds (none of the test sessions).
-POISSON_CHECK_SESSIONS = ("201016", "210325")
+POISSON_CHECK_SESSIONS = RAW_REPEAT_SESSIONS
 
 
-def score_session(predictions, session_id, neurons=None, data_root=None) -> dict:
-    """Per-neuron scores of predictions for a test session's held-out half.
-
-    Args:
-        predictions: ``(num_neurons, num_held_out_images)``, the chosen
-            neurons in order, images in the held-out half's order.
-        session_id: one of the four held-out test sessions.
-        neurons: 0-based indices of the session's neurons that the rows of
-            ``predictions`` belong to; None for all, in order.
-
-    Returns:
-        dict of ``(num_neurons,)`` arrays: ``pearson_r``, ``raw_r2``,
-        ``noise_corrected_r2_poisson``, ``snr_poisson``, and
-        ``noise_corrected_r2_exact`` (all NaN when the session's raw
-        repeats are absent, with the reason in ``exact_note``).
-
-    Raises:
-        ValueError: predictions of the wrong shape.
-    """
+def _held_out_means(predictions, session_id, neurons, data_root) -> tuple:
+    """``(session, neuron indices, held-out means, float64 predictions)``, shapes checked."""
     session = get_session(session_id)
     _, means, _ = load_held_out(session.session_id, data_root)
     neurons = np.arange(len(means)) if neurons is None else np.asarray(neurons, dtype=int)
@@ -55,15 +54,82 @@ def score_session(predictions, session_id, neurons=None, data_root=None) -> dict
             f"predictions for session {session.session_id} must be {means.shape} "
             f"(neurons, held-out images); got {predictions.shape}."
         )
-    noise = metrics.poisson_noise_variance(means)
-    repeats = session.num_repeats
+    return session, neurons, means, predictions
+
+
+def held_out_noise(means, session_id, data_root=None, estimator: str = CHOSEN_ESTIMATOR) -> tuple:
+    """sigma2 and repeat counts of a test session's held-out half under ``estimator``.
+
+    Args:
+        means: the chosen neurons' held-out repeat-averaged responses ``(N, M)``.
+        session_id: one of the four held-out test sessions.
+        data_root: see :func:`classes.data.data_root.resolve_data_root`.
+        estimator: one of :data:`classes.scoring.noise_model.ESTIMATORS`.
+
+    Returns:
+        ``(noise_variance (N,), num_repeats)`` for
+        :func:`classes.scoring.metrics.noise_corrected_r2_from_summary`.
+    """
+    session = get_session(session_id)
+    _, evaluation = held_out_indices(session.session_id)
+    counts = repeat_counts(session.session_id, data_root)[evaluation]
+    fano = calibrated_fano_factor(data_root) if estimator == "fano_per_image" else 1.0
+    return approximate_noise(means, estimator, counts, session.num_repeats, fano)
+
+
+def noise_corrected_r2_held_out(predictions, session_id, neurons=None, data_root=None) -> np.ndarray:
+    """THE approximate noise-corrected R2 of predictions of a test session's held-out half.
+
+    The estimator every script reports (:data:`NOISE_CORRECTED_LABEL`;
+    :data:`classes.scoring.noise_model.CHOSEN_ESTIMATOR`).
+
+    Args:
+        predictions: ``(num_neurons, num_held_out_images)``, the chosen
+            neurons in order, images in the held-out half's order.
+        session_id: one of the four held-out test sessions.
+        neurons: 0-based indices of the session's neurons that the rows of
+            ``predictions`` belong to; None for all, in order.
+        data_root: see :func:`classes.data.data_root.resolve_data_root`.
+
+    Returns:
+        ``(num_neurons,)``.
+
+    Raises:
+        ValueError: predictions of the wrong shape or not finite; not a test session.
+    """
+    session, _, means, predictions = _held_out_means(predictions, session_id, neurons, data_root)
+    noise, counts = held_out_noise(means, session.session_id, data_root)
+    return metrics.noise_corrected_r2_from_summary(predictions, means, noise, counts)
+
+
+def score_session(predictions, session_id, neurons=None, data_root=None) -> dict:
+    """Per-neuron scores of predictions for a test session's held-out half.
+
+    Args:
+        predictions, session_id, neurons, data_root: as for
+            :func:`noise_corrected_r2_held_out`.
+
+    Returns:
+        dict of ``(num_neurons,)`` arrays: ``pearson_r``, ``raw_r2``,
+        ``noise_corrected_r2`` and ``snr`` (the project's approximation,
+        :func:`noise_corrected_r2_held_out`), ``noise_corrected_r2_poisson``
+        and ``snr_poisson`` (plain Poisson), and ``noise_corrected_r2_exact``
+        (all NaN when the session's raw repeats are absent, with the reason
+        in ``exact_note``).
+
+    Raises:
+        ValueError: predictions of the wrong shape or not finite.
+    """
+    session, neurons, means, predictions = _held_out_means(predictions, session_id, neurons, data_root)
+    noise, counts = held_out_noise(means, session.session_id, data_root)
+    poisson, table = held_out_noise(means, session.session_id, data_root, estimator="poisson")
     scores = {
         "pearson_r": metrics.pearson_r(predictions, means),
         "raw_r2": metrics.raw_r2(predictions, means),
-        "noise_corrected_r2_poisson": metrics.noise_corrected_r2_from_summary(
-            predictions, means, noise, repeats
-        ),
-        "snr_poisson": metrics.snr_from_summary(means, noise, repeats),
+        "noise_corrected_r2": metrics.noise_corrected_r2_from_summary(predictions, means, noise, counts),
+        "snr": metrics.snr_from_summary(means, noise, counts),
+        "noise_corrected_r2_poisson": metrics.noise_corrected_r2_from_summary(predictions, means, poisson, table),
+        "snr_poisson": metrics.snr_from_summary(means, poisson, table),
     }
     if session.session_id in available_response_sessions("raw", data_root):
         _, raw, _ = load_held_out(session.session_id, data_root, kind="raw")
@@ -94,14 +160,14 @@ def poisson_approximation_checks(data_root=None, sessions=POISSON_CHECK_SESSIONS
 
 
 def poisson_approximation_check(session_id, data_root=None) -> dict:
-    """How well the Poisson noise model stands in for the measured noise.
+    """How well the plain Poisson noise model stands in for the measured noise.
 
     On a session whose raw repeats are present, compares per neuron the
-    exact trial variance and SNR (from the repeats, n = median repeat
-    count) with the Poisson approximation (variance = mean count, n = the
-    session table's repeat count), and the noise-corrected R2 each gives for
-    the same predictor: the mean of half of each image's repeats, scored
-    against all the repeats' means (a noisy but honest stand-in model).
+    exact trial variance and SNR (from the repeats, each image with its own
+    count) with the plain Poisson approximation (variance = mean count,
+    n = the session table's repeat count), and the noise-corrected R2 each
+    gives for the half-repeat stand-in model
+    (:func:`classes.scoring.noise_validation.half_repeat_stand_in`).
 
     Returns:
         dict with per-neuron arrays (``noise_variance_exact``,
@@ -115,9 +181,11 @@ def poisson_approximation_check(session_id, data_root=None) -> dict:
     raw = load_raw(session.session_id, data_root)
     means, noise_exact, repeats_exact = metrics.repeat_statistics(raw)
     noise_poisson = metrics.poisson_noise_variance(means)
-    snr_exact = metrics.snr_from_summary(means, noise_exact, repeats_exact)
+    snr_exact = metrics.snr_from_summary(means, noise_exact, metrics.count_repeats(raw))
     snr_poisson = metrics.snr_from_summary(means, noise_poisson, session.num_repeats)
-    r2_exact, r2_poisson = _half_repeat_r2(raw, session.num_repeats)
+    stand_in = half_repeat_stand_in(raw)
+    r2_exact = stand_in.exact_r2()
+    r2_poisson = stand_in.approximate_r2("poisson", session.num_repeats - session.num_repeats // 2, 1.0)
     valid = np.isfinite(snr_exact) & np.isfinite(snr_poisson)
     snr_difference = np.abs(snr_exact - snr_poisson)[valid]
     r2_difference = np.abs(r2_exact - r2_poisson)
@@ -145,36 +213,3 @@ def poisson_approximation_check(session_id, data_root=None) -> dict:
         "median_r2_exact": float(np.nanmedian(r2_exact)),
         "median_r2_poisson": float(np.nanmedian(r2_poisson)),
     }
-
-
-def _half_repeat_r2(raw, num_repeats: int) -> tuple[np.ndarray, np.ndarray]:
-    """Noise-corrected R2 of the half-repeat stand-in model, exact and Poisson.
-
-    The stand-in predicts with the mean of the first half of each image's
-    repeats and is scored against the other half, so its noise is
-    independent of the target's.
-
-    Args:
-        raw: ``(num_neurons, num_images, max_repeats)``, NaN past each
-            image's repeats.
-        num_repeats: the session table's repeat count (the Poisson side's n).
-
-    Returns:
-        ``(r2_exact, r2_poisson)``, each ``(num_neurons,)``.
-    """
-    counts = np.sum(~np.isnan(raw), axis=2)
-    rank = np.arange(raw.shape[2])[None, None, :]
-    first_half = counts[..., None] // 2
-    predictor = np.nanmean(np.where(rank < first_half, raw, np.nan), axis=2)
-    target = np.where(rank >= first_half, raw, np.nan)
-    target_means, target_noise, target_repeats = metrics.repeat_statistics(target)
-    r2_exact = metrics.noise_corrected_r2_from_summary(
-        predictor, target_means, target_noise, target_repeats
-    )
-    r2_poisson = metrics.noise_corrected_r2_from_summary(
-        predictor,
-        target_means,
-        metrics.poisson_noise_variance(target_means),
-        num_repeats - num_repeats // 2,
-    )
-    return r2_exact, r2_poisson

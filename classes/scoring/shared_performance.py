@@ -26,9 +26,9 @@ from classes.prediction import predict
 from classes.prediction.folding import fold_shared_model
 from classes.prediction.shared import predict_shared_fast
 from classes.scoring.percent_changes import summarize
-from classes.scoring.performance import POISSON_LABEL, score_session
+from classes.scoring.performance import NOISE_CORRECTED_LABEL, score_session
 
-METRICS = ("noise_corrected_r2_poisson", "pearson_r", "raw_r2")
+METRICS = ("noise_corrected_r2", "pearson_r", "raw_r2")
 COMPACT_LABEL = "individual compact models"
 
 
@@ -57,7 +57,7 @@ def scoreable_sessions(models: list[ModelId], data_root) -> tuple[list[str], lis
     scored = [session for session in chosen if session in present]
     if not scored:
         raise ValueError("None of the chosen sessions has its image zip in the release; nothing can be scored.")
-    notes.append(f"noise-corrected R2 is {POISSON_LABEL}: the test sessions' raw repeats are not in the release")
+    notes.append(f"noise-corrected R2 is {NOISE_CORRECTED_LABEL}: the test sessions' raw repeats are not in the release")
     return scored, notes
 
 
