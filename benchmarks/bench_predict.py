@@ -14,14 +14,19 @@ The paths run in one process, on the same models and images:
    (:func:`classes.compact.tools.predict_responses`);
 2. fast: read the ``.npy`` weights, fold BatchNormalization and evaluate
    with each engine of :mod:`classes.prediction.stacked`: ``kernel`` (the default
-   where it can run: the compiled kernel, layers 0 and 1 fused in cache) and
-   ``tensorflow`` (one traced graph per group of models).
+   where it can run: the compiled kernel, layers 0 and 1 fused in cache),
+   once per instruction set this CPU runs (``avx512``, ``avx2``,
+   ``portable``; ``--isas`` picks), and ``tensorflow`` (one traced graph per
+   group of models). ``--rounds N`` times every fast path N times, in turn,
+   and keeps each one's fastest round, so that the ratios between them
+   survive other jobs on a shared machine.
 
 Printed and written to ``results/bench_predict/bench_predict_<mode>.json``:
 model-image evaluations per second, achieved GFLOP/s, the machine's
 single-precision matmul rate measured in the same run (NumPy and TensorFlow,
 2048x2048, best of N, before and after), each path's fraction of it, the
-speed ratio, peak memory, and the largest deviation between the paths. CPU
+speed ratios (between the instruction sets too), peak memory, and the
+largest deviation between the paths. CPU
 seconds and the load average are recorded too: on a machine shared with
 other jobs wall-clock rates drop, and rates per CPU-second show the work
 done while the process actually ran.
@@ -40,7 +45,6 @@ import argparse
 import os
 import resource
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -50,6 +54,7 @@ if __package__ in (None, ""):
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from benchmarks.measurement import PeakMemory, matmul_rates, reference_rate  # noqa: E402
 from classes.compact.model import (  # noqa: E402
     load_compact_model,
     load_weights_npy,
@@ -68,9 +73,16 @@ from classes.prediction.stacked import (  # noqa: E402
     predict_stacked,
     stack_compact_models,
 )
-from classes.reporting.script_support import add_common_arguments, exit_on_user_error, start_script  # noqa: E402
+from classes.reporting.script_support import (  # noqa: E402
+    add_common_arguments,
+    exit_on_user_error,
+    guard_results,
+    shown,
+    start_script,
+)
 from classes.runtime import outputs  # noqa: E402
-from classes.runtime.quiet_tensorflow import tf  # noqa: E402
+from classes.runtime.native import ISA_VARIABLE, ISAS, available_isas  # noqa: E402
+from classes.runtime.result_folder import KEEP_EVERYTHING  # noqa: E402
 
 SCRIPT_NAME = "bench_predict"
 SESSIONS_WITH_IMAGES = ("190923", "201025", "210225")
@@ -100,83 +112,26 @@ def parse_arguments(argv=None):
                         help="time only the fast path (no deviation or speed ratio)")
     parser.add_argument("--engines", default="kernel,tensorflow",
                         help="fast-path engines to time, comma-separated (kernel, tensorflow)")
+    parser.add_argument("--isas", default=",".join(available_isas()),
+                        help="kernel instruction sets to time, comma-separated (default: all this CPU runs)")
+    parser.add_argument("--rounds", type=int, default=1, help="times each fast path is run (fastest kept)")
     add_common_arguments(parser)
     arguments = parser.parse_args(argv)
-    for name in ("batch_size", "group_size", "keras_batch_size", "matmul_repeats"):
+    for name in ("batch_size", "group_size", "keras_batch_size", "matmul_repeats", "rounds"):
         if getattr(arguments, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be positive")
     arguments.engines = [name.strip() for name in arguments.engines.split(",") if name.strip()]
     unknown = sorted(set(arguments.engines) - {"kernel", "tensorflow"})
     if unknown or not arguments.engines:
         parser.error(f"--engines takes kernel and/or tensorflow; got {unknown or 'nothing'}")
+    arguments.isas = [name.strip() for name in arguments.isas.split(",") if name.strip()]
+    if sorted(set(arguments.isas) - set(available_isas())) or not arguments.isas:
+        parser.error(f"--isas takes some of {', '.join(available_isas())} (this CPU's of {', '.join(ISAS)})")
     for name in ("models_per_session", "num_images"):
         value = getattr(arguments, name)
         if value is not None and value < 1:
             parser.error(f"--{name.replace('_', '-')} must be positive")
     return arguments
-
-
-def matmul_rates(repeats: int, size: int = 2048) -> dict:
-    """Best-of-``repeats`` single-precision matmul rates, GFLOP/s.
-
-    Returns:
-        ``{"numpy": wall rate, "tensorflow": wall rate, "tensorflow_per_cpu_second": rate}``;
-        the last divides by the process's CPU time instead of wall time.
-    """
-    generator = np.random.default_rng(0)
-    left = generator.standard_normal((size, size), dtype=np.float32)
-    right = generator.standard_normal((size, size), dtype=np.float32)
-    flops = 2 * size**3
-    rates = {}
-    left_tensor, right_tensor = tf.constant(left), tf.constant(right)
-    for name, function in (
-        ("numpy", lambda: np.matmul(left, right)),
-        ("tensorflow", lambda: tf.matmul(left_tensor, right_tensor).numpy()),
-    ):
-        function()
-        timings = [_timed(function) for _ in range(repeats)]
-        rates[name] = flops / min(wall for wall, _ in timings) / 1e9
-    rates["tensorflow_per_cpu_second"] = flops / min(cpu for _, cpu in timings) / 1e9
-    return rates
-
-
-def _timed(function) -> tuple[float, float]:
-    """(wall seconds, process CPU seconds) of one call."""
-    start, cpu_start = time.perf_counter(), time.process_time()
-    function()
-    return time.perf_counter() - start, time.process_time() - cpu_start
-
-
-class PeakMemory:
-    """Samples this process's resident memory (VmRSS) in a background thread."""
-
-    def __init__(self, interval: float = 0.02):
-        self.interval, self.peak, self.start = interval, 0, 0
-        self._stop = threading.Event()
-
-    @staticmethod
-    def resident_bytes() -> int:
-        try:
-            with open("/proc/self/statm") as stream:
-                return int(stream.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-        except OSError:  # not Linux: fall back to the lifetime peak
-            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-    def _run(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.resident_bytes())
-            self._stop.wait(self.interval)
-
-    def __enter__(self):
-        self.start = self.peak = self.resident_bytes()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exception):
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self.resident_bytes())
 
 
 def build_workload(arguments, data_root) -> list[dict]:
@@ -222,9 +177,12 @@ def run_straightforward(workload, arguments, data_root) -> dict:
     }
 
 
-def run_fast(workload, arguments, engine: str) -> dict:
+def run_fast(workload, arguments, engine: str, isa: str | None = None) -> dict:
+    """One fast path on the whole workload; ``isa`` forces the kernel's instruction set."""
     predictions, stack_seconds, warmup_seconds, predict_seconds = [], 0.0, 0.0, 0.0
     cpu_start = time.process_time()
+    forced = os.environ.get(ISA_VARIABLE)
+    os.environ[ISA_VARIABLE] = isa or forced or ""
     with PeakMemory() as memory:
         for item in workload:
             start = time.perf_counter()
@@ -242,6 +200,7 @@ def run_fast(workload, arguments, engine: str) -> dict:
             )
             predict_seconds += time.perf_counter() - start
             predictions.extend(result)
+    os.environ[ISA_VARIABLE] = forced or ""
     return {
         "stack_seconds": stack_seconds, "warmup_seconds": warmup_seconds,
         "predict_seconds": predict_seconds, "cpu_seconds": time.process_time() - cpu_start,
@@ -264,8 +223,7 @@ def summarize(arguments, workload, matmul_before, matmul_after, straightforward,
     images_per_model = np.concatenate([[len(item["images"])] * len(item["ids"]) for item in workload])
     total_flops = float(np.sum(per_model_flops * images_per_model))
     evaluations = int(np.sum(images_per_model))
-    matmul = max(matmul_before["numpy"], matmul_before["tensorflow"],
-                 matmul_after["numpy"], matmul_after["tensorflow"])
+    matmul = reference_rate(matmul_before, matmul_after)
     matmul_per_cpu = max(matmul_before["tensorflow_per_cpu_second"], matmul_after["tensorflow_per_cpu_second"])
     result = {
         "mode": mode_of(arguments),
@@ -280,7 +238,8 @@ def summarize(arguments, workload, matmul_before, matmul_after, straightforward,
         "load_average_before": load_before, "load_average_after": list(os.getloadavg()),
         "cpu_count": os.cpu_count(),
         "settings": {"batch_size": arguments.batch_size, "group_size": arguments.group_size,
-                     "keras_batch_size": arguments.keras_batch_size, "engines": arguments.engines},
+                     "keras_batch_size": arguments.keras_batch_size, "engines": arguments.engines,
+                     "isas": arguments.isas, "rounds": arguments.rounds},
     }
     if "kernel" in arguments.engines and kernel_unavailable_reason() is not None:
         result["kernel_not_run"] = kernel_unavailable_reason()
@@ -313,8 +272,24 @@ def summarize(arguments, workload, matmul_before, matmul_after, straightforward,
             result[name]["end_to_end_speed_ratio"] = (
                 (straightforward["predict_seconds"] + result["straightforward"]["setup_seconds"])
                 / (fast["predict_seconds"] + result[name]["setup_seconds"]))
+    result["isa_comparison"] = isa_comparison(result)
     result["peak_rss_process_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return result
+
+
+def isa_comparison(result) -> dict:
+    """The kernel's instruction sets side by side: predict time over the fastest set's, speed-up over TensorFlow."""
+    seconds = {name.removeprefix("fast_kernel_"): result[name]["predict_seconds"]
+               for name in result if name.startswith("fast_kernel_")}
+    if not seconds:
+        return {}
+    reference = min(seconds, key=seconds.get)
+    comparison = {"reference_isa": reference,
+                  "seconds_over_reference": {isa: time / seconds[reference] for isa, time in seconds.items()}}
+    if "fast_tensorflow" in result:
+        comparison["speedup_over_tensorflow"] = {
+            isa: result["fast_tensorflow"]["predict_seconds"] / time for isa, time in seconds.items()}
+    return comparison
 
 
 def report(result) -> str:
@@ -350,35 +325,55 @@ def report(result) -> str:
                 f"(end to end {path['end_to_end_speed_ratio']:.2f}x); max deviation "
                 f"{deviation['max_abs']:.2e} = {deviation['max_abs_over_response_sd']:.2e} response s.d."
             )
+    comparison = result.get("isa_comparison")
+    if comparison:
+        ratios = ", ".join(f"{isa} {ratio:.2f}x" for isa, ratio in comparison["seconds_over_reference"].items())
+        lines.append(f"kernel instruction sets, predict time over {comparison['reference_isa']}'s: {ratios}")
+        speedups = comparison.get("speedup_over_tensorflow", {})
+        if speedups:
+            lines.append("kernel speed-up over the tensorflow engine: "
+                         + ", ".join(f"{isa} {ratio:.2f}x" for isa, ratio in speedups.items()))
     if "kernel_not_run" in result:
         lines.append(f"fast_kernel not run: the compiled kernel cannot run here: {result['kernel_not_run']}")
     return "\n".join(lines)
 
 
 def main(argv=None):
+    """Parses the command line (None: sys.argv), benchmarks, and swaps the results in when done."""
     arguments = parse_arguments(argv)
-    data_root, output_dir = start_script(arguments, SCRIPT_NAME)
+    return guard_results(lambda: run(arguments))
+
+
+def run(arguments) -> dict:
+    # The folder keeps the other modes' results (quick, full) beside this one's.
+    data_root, output_dir = start_script(arguments, SCRIPT_NAME, keep=KEEP_EVERYTHING)
     load_before = list(os.getloadavg())
     workload = exit_on_user_error(lambda: build_workload(arguments, data_root))
     matmul_before = matmul_rates(arguments.matmul_repeats)
     # The fast paths first, so that their peak memory is not inflated by what
-    # the Keras models leave behind; their figures are written at once, so a
-    # long straightforward run that is interrupted does not lose them.
-    engines = [engine for engine in arguments.engines
-               if engine != "kernel" or kernel_unavailable_reason() is None]
+    # the Keras models leave behind; their figures are written at once, and
+    # kept where this mode has no earlier result, when a long straightforward
+    # run is interrupted.
+    paths = [(f"fast_{engine}", engine, None) for engine in arguments.engines if engine == "tensorflow"]
+    if "kernel" in arguments.engines:
+        paths[:0] = [(f"fast_kernel_{isa}", "kernel", isa) for isa in arguments.isas
+                     if kernel_unavailable_reason(isa) is None]
     fast_paths = {}
     target = output_dir / f"bench_predict_{mode_of(arguments)}.json"
-    for engine in engines:
-        fast_paths[f"fast_{engine}"] = run_fast(workload, arguments, engine)
-        partial = summarize(arguments, workload, matmul_before, matmul_before, None, fast_paths, load_before)
-        outputs.write_json(target, {**partial, "note": "not finished yet"})
-        print(report(partial), flush=True)
+    for _ in range(arguments.rounds):
+        for name, engine, isa in paths:
+            timing = run_fast(workload, arguments, engine, isa)
+            if name not in fast_paths or timing["predict_seconds"] < fast_paths[name]["predict_seconds"]:
+                fast_paths[name] = timing
+            partial = summarize(arguments, workload, matmul_before, matmul_before, None, fast_paths, load_before)
+            outputs.write_json(target, {**partial, "note": "not finished yet"})
+            print(report(partial), flush=True)
     straightforward = None if arguments.skip_keras else run_straightforward(workload, arguments, data_root)
     matmul_after = matmul_rates(arguments.matmul_repeats)
     result = summarize(arguments, workload, matmul_before, matmul_after, straightforward, fast_paths, load_before)
     print(report(result))
     outputs.write_json(target, result)
-    print(f"wrote {target}")
+    print(f"wrote {shown(target)}")
     return result
 
 

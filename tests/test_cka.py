@@ -7,7 +7,6 @@ import pytest
 
 from classes.analysis.cka import (
     GramStore,
-    activity_features,
     center_gram,
     cka_from_grams,
     cka_matrix,
@@ -87,7 +86,7 @@ def test_cka_matrix_equals_pairwise():
     activities = [generator.standard_normal((25, count)) for count in (3, 10, 6, 1)]
     activities.append(activities[1] @ np.linalg.qr(generator.standard_normal((10, 10)))[0])
     grams = np.stack([normalized_gram(activity) for activity in activities])
-    matrix = cka_matrix(grams, chunk=2)
+    matrix = cka_matrix(grams, columns=7)
     for first in range(5):
         for second in range(5):
             expected = linear_cka(activities[first], activities[second])
@@ -125,28 +124,3 @@ def test_gram_store_resumes_and_resets(tmp_path):
     del again
     other = GramStore(tmp_path, {"images": [1, 2, 3, 5]}, num_models=3, num_images=4, num_layers=2)
     assert not other.done.any()
-
-
-def test_activity_features_match_keras(data_root):
-    """The folded-BN evaluation equals the Keras model layer by layer."""
-    from classes.compact.model import all_model_ids, load_compact_model, load_weights_npy
-    from classes.data.images import load_images
-    from classes.data.preprocessing import recenter_images
-    from classes.runtime.quiet_tensorflow import keras
-
-    identifier = all_model_ids()[40]
-    images = recenter_images(load_images("190923", [1, 2, 3, 4, 5], data_root=data_root, use_cache=False))
-    model = load_compact_model(identifier.session_id, identifier.neuron, "npy", data_root=data_root)
-    positions = [position_subset(size, size, 100, seed=5) for size in (112, 56, 28, 28, 28)]
-    features, responses = activity_features(load_weights_npy(identifier, data_root), images, positions, batch_size=3)
-    # The Keras model's own layers, in one eager call (one graph for all layers).
-    layers = [model.get_layer(f"layer{layer}_act").output for layer in range(5)]
-    keras_outputs = keras.Model(model.input, layers + [model.output])(images, training=False)
-    np.testing.assert_allclose(responses, np.asarray(keras_outputs[-1])[:, 0], rtol=1e-4, atol=1e-4)
-    for layer in range(5):
-        activity = np.asarray(keras_outputs[layer])
-        expected = activity.reshape(5, -1, activity.shape[-1])[:, positions[layer]].reshape(5, -1)
-        np.testing.assert_allclose(features[layer], expected, rtol=1e-4, atol=1e-4)
-        assert expected.std() > 0
-    with pytest.raises(ValueError, match="positions"):
-        activity_features(load_weights_npy(identifier, data_root), images, positions[:4])

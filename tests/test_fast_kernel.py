@@ -1,27 +1,39 @@
-"""The compiled kernel: availability, its fallback, determinism across threads."""
+"""The compiled kernel: each instruction set, its fallback, determinism across threads."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
+from tqdm import tqdm
 
 import classes.prediction.kernel as fast_kernel
 from classes.compact.model import load_weights_npy, model_id
 from classes.data.images import load_images
 from classes.data.preprocessing import recenter_images
 from classes.prediction.stacked import predict_stacked, resolve_engine, stack_compact_models
+from classes.runtime.native import ISA_VARIABLE, available_isas
+from classes.runtime.quiet_tensorflow import tf
+
+
+@pytest.fixture(params=available_isas())
+def isa(request, monkeypatch):
+    """Each instruction set this CPU runs, forced through COWLEY2023_KERNEL_ISA."""
+    monkeypatch.setenv(ISA_VARIABLE, request.param)
+    return request.param
 
 
 @pytest.fixture
-def kernel_cpu():
-    """Skips unless this CPU is one the kernel was written for (x86-64, AVX-512F, FMA)."""
-    if fast_kernel.cpu_supports_kernel() is not None:
-        pytest.skip(f"not such a CPU: {fast_kernel.cpu_supports_kernel()}")
+def no_gpu(monkeypatch):
+    """TensorFlow sees no GPU, so "auto" is free to choose the kernel."""
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
 
 
-def test_kernel_runs_on_every_cpu_it_was_written_for(kernel_cpu):
-    """On x86-64 with AVX-512F and FMA (CI's machines) a broken build must fail, not fall back."""
+def test_kernel_runs_for_every_instruction_set_of_this_cpu(isa, no_gpu):
+    # With a C compiler present a broken build must fail here, not fall back.
     assert fast_kernel.kernel_unavailable_reason() is None
+    assert fast_kernel.kernel_isa() == isa
     assert resolve_engine("auto") == "kernel"
 
 
@@ -35,7 +47,7 @@ def released_stack(data_root):
     return stacked, images
 
 
-def test_threads_and_job_sizes_do_not_change_a_single_bit(released_stack):
+def test_threads_and_job_sizes_do_not_change_a_single_bit(released_stack, isa):
     # Every (model, image) response is computed by one thread in one fixed
     # order, so splitting the work differently must give identical floats.
     stacked, images = released_stack
@@ -47,15 +59,16 @@ def test_threads_and_job_sizes_do_not_change_a_single_bit(released_stack):
     np.testing.assert_array_equal(subset, reference[:, 5:9])
 
 
-def test_kernel_agrees_with_the_tensorflow_engine(released_stack):
+def test_kernel_agrees_with_the_tensorflow_engine(released_stack, isa):
     stacked, images = released_stack
     kernel = predict_stacked(stacked, images, engine="kernel")
+    assert stacked.layout("kernel")[0].isa == isa  # one layout per instruction set
     graph = predict_stacked(stacked, images, engine="tensorflow")
     spread = graph.std(axis=1)
     assert np.all(np.max(np.abs(kernel - graph), axis=1) < 1e-4 * spread)
 
 
-def test_turned_off_kernel_falls_back_or_says_why(monkeypatch, released_stack):
+def test_turned_off_kernel_falls_back_or_says_why(monkeypatch, released_stack, no_gpu):
     stacked, images = released_stack
     monkeypatch.setenv("COWLEY2023_FAST_KERNEL", "0")
     assert "COWLEY2023_FAST_KERNEL=0" in fast_kernel.kernel_unavailable_reason()
@@ -68,31 +81,63 @@ def test_turned_off_kernel_falls_back_or_says_why(monkeypatch, released_stack):
     np.testing.assert_allclose(fallback, kernel, rtol=0, atol=1e-4 * float(kernel.std()))
 
 
+def test_an_instruction_set_that_cannot_run_is_explained(monkeypatch, no_gpu):
+    monkeypatch.setenv(ISA_VARIABLE, "sse9")
+    assert "COWLEY2023_KERNEL_ISA=sse9 is not one of avx512, avx2, portable" in fast_kernel.kernel_unavailable_reason()
+    assert resolve_engine("auto") == "tensorflow"
+    with pytest.raises(ValueError, match="sse9"):
+        resolve_engine("kernel")
+
+
+def test_auto_takes_tensorflow_where_tensorflow_sees_a_gpu(monkeypatch):
+    seen = []
+
+    def devices(kind=None):
+        seen.append(kind)
+        return [tf.config.PhysicalDevice(name="/physical_device:GPU:0", device_type="GPU")] if kind == "GPU" else []
+
+    monkeypatch.setattr(tf.config, "list_physical_devices", devices)
+    assert resolve_engine("auto") == "tensorflow" and seen == ["GPU"]
+    assert resolve_engine("kernel") == "kernel"  # asked for by name, it still runs
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
+    assert resolve_engine("auto") == "kernel"
+
+
 def fresh_kernel_state(monkeypatch, tmp_path):
-    """Forget the loaded kernel and compile into an empty cache folder."""
-    monkeypatch.setattr(fast_kernel, "_library", None)
-    monkeypatch.setattr(fast_kernel, "_library_error", None)
+    """Forget the loaded kernels and compile into an empty cache folder."""
+    monkeypatch.setattr(fast_kernel, "_libraries", {})
+    monkeypatch.setattr(fast_kernel, "_failures", {})
     monkeypatch.setenv("COWLEY2023_KERNEL_CACHE", str(tmp_path))
 
 
-def test_a_failed_compilation_is_reported_and_leaves_nothing_behind(kernel_cpu, monkeypatch, tmp_path):
+def test_a_failed_compilation_is_reported_and_leaves_nothing_behind(monkeypatch, tmp_path, no_gpu):
     fresh_kernel_state(monkeypatch, tmp_path)
     monkeypatch.setenv("CC", "false")  # a "compiler" that always fails
     reason = fast_kernel.kernel_unavailable_reason()
-    assert reason.startswith("compiling kernel.c failed")
+    assert reason.startswith(f"compiling kernel.c for {fast_kernel.kernel_isa()} failed")
     assert resolve_engine("auto") == "tensorflow"
     with pytest.raises(RuntimeError, match="cannot run here: compiling"):
         fast_kernel.predict_with_kernel([], np.zeros((1, 112, 112, 3), np.float32))
     assert list(tmp_path.iterdir()) == []
 
 
-def test_compilation_writes_one_library_and_reuses_it(kernel_cpu, monkeypatch, tmp_path):
+def test_compilation_writes_one_library_per_instruction_set_and_reuses_it(isa, monkeypatch, tmp_path):
     fresh_kernel_state(monkeypatch, tmp_path)
     assert fast_kernel.kernel_unavailable_reason() is None
     built = list(tmp_path.iterdir())
-    assert len(built) == 1 and built[0].name.startswith("fast_kernel_") and built[0].suffix == ".so"
+    assert len(built) == 1 and built[0].name.startswith(f"fast_kernel_{isa}_") and built[0].suffix == ".so"
     stamp = built[0].stat().st_mtime_ns
     fresh_kernel_state(monkeypatch, tmp_path)
     monkeypatch.setenv("CC", "false")  # the cached library must be loaded, not rebuilt
     assert fast_kernel.kernel_unavailable_reason() is None
     assert list(tmp_path.iterdir()) == built and built[0].stat().st_mtime_ns == stamp
+
+
+def test_the_progress_bar_draws_each_count_once(released_stack, monkeypatch, capsys):
+    # It used to redraw "0/5" after every finished job: tqdm redraws on
+    # update(0) too. Without a minimum interval every update call draws.
+    monkeypatch.setattr(fast_kernel, "tqdm", functools.partial(tqdm, mininterval=0))
+    stacked, images = released_stack
+    predict_stacked(stacked, images, engine="kernel", batch_size=2, show_progress=True)
+    drawn = capsys.readouterr().err
+    assert [drawn.count(f" {count}/5 ") for count in range(6)] == [1, 1, 1, 1, 1, 2]  # 5/5 again on closing

@@ -14,13 +14,14 @@ from classes.compact.model import (
 )
 from classes.data.images import load_images
 from classes.data.preprocessing import RECENTERED_MAX, RECENTERED_MIN, recenter_images
-from classes.prediction.kernel import cpu_supports_kernel, kernel_unavailable_reason
+from classes.prediction.kernel import kernel_unavailable_reason
 from classes.prediction.stacked import (
     compact_model_flops,
     predict_models_on_images,
     predict_stacked,
     stack_compact_models,
 )
+from classes.runtime.native import ISA_VARIABLE, available_isas
 
 # Real models chosen to span the sizes: the smallest and largest layer 0 of
 # 190923 and 201025, the largest K1, K2/K3 and K4, and the smallest K1.
@@ -48,12 +49,22 @@ def assert_close_to_keras(predictions, reference):
     assert np.all(relative < TOLERANCE), relative
 
 
-def usable_engine(engine: str) -> str:
-    """``engine``; skips the kernel on CPUs it was not written for, fails if it is broken."""
+# The kernel on each instruction set this CPU runs, and the TensorFlow engine.
+ENGINES_HERE = [f"kernel-{isa}" for isa in available_isas()] + ["tensorflow"]
+
+
+def usable_engine(engine: str, monkeypatch=None) -> str:
+    """The engine of ``engine`` ("kernel-avx2" forces that instruction set).
+
+    Skips the kernel only where there is no C compiler; fails if it is broken.
+    """
+    engine, _, isa = engine.partition("-")
+    if isa:
+        monkeypatch.setenv(ISA_VARIABLE, isa)
     if engine == "kernel" and kernel_unavailable_reason() is not None:
-        if cpu_supports_kernel() is not None:
-            pytest.skip(f"the compiled kernel cannot run here: {cpu_supports_kernel()}")
-        pytest.fail(f"the CPU suits the compiled kernel but: {kernel_unavailable_reason()}")
+        if "no C compiler" in kernel_unavailable_reason():
+            pytest.skip(f"the compiled kernel cannot run here: {kernel_unavailable_reason()}")
+        pytest.fail(f"the compiled kernel should run here but: {kernel_unavailable_reason()}")
     return engine
 
 
@@ -95,11 +106,11 @@ def test_flops_reject_bad_counts(counts):
         compact_model_flops(counts)
 
 
-@pytest.mark.parametrize("engine", ["kernel", "tensorflow"])
+@pytest.mark.parametrize("engine", ENGINES_HERE)
 def test_released_models_of_two_sessions_stacked_match_keras(
-    real_models, real_images, real_reference, engine
+    real_models, real_images, real_reference, engine, monkeypatch
 ):
-    engine = usable_engine(engine)
+    engine = usable_engine(engine, monkeypatch)
     stacked = stack_compact_models(real_models, names=[f"{s}/{n}" for s, n in REAL_MODELS])
     assert stacked.num_models == len(REAL_MODELS)
     assert stacked.nums_filters[3].tolist() == [48, 69, 74, 46, 3]
@@ -159,12 +170,13 @@ def random_compact_model(counts, generator):
     return model
 
 
-@pytest.mark.parametrize("engine", ["kernel", "tensorflow"])
-def test_random_models_with_random_batch_norm_match_keras(engine):
-    engine = usable_engine(engine)
+@pytest.mark.parametrize("engine", ENGINES_HERE)
+def test_random_models_with_random_batch_norm_match_keras(engine, monkeypatch):
+    engine = usable_engine(engine, monkeypatch)
     generator = np.random.default_rng(7)
-    # Counts below, at and across multiples of 16 (the kernel's vector width):
-    # 64 and 70 channels take its 2+2 and 3+2 vector blocks.
+    # Counts below, at and across multiples of the kernel's vector widths
+    # (16, 8, 4 floats): 64 and 70 channels take its 2+2 and 3+2 vector
+    # blocks with AVX-512, 90 and 49 their 3+3+3+3 and 3+2+2 blocks with AVX2.
     models = [
         random_compact_model(counts, generator)
         for counts in ([1, 2, 1, 2, 1], [5, 4, 3, 2, 6], [16, 20, 9, 5, 4], [64, 33, 17, 49, 16],

@@ -6,13 +6,8 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from classes.analysis.synthesis import (
-    gaussian_blur,
-    gaussian_kernel_1d,
-    initial_noise,
-    response_function,
-    synthesize_images,
-)
+from classes.analysis.synthesis import initial_noise, response_function, synthesize_images
+from classes.analysis.synthesis_loop import gaussian_blur, gaussian_kernel_1d
 from classes.data.preprocessing import RGB_MEANS
 from classes.runtime.quiet_tensorflow import keras
 
@@ -131,3 +126,52 @@ def test_synthesis_drives_a_released_model_beyond_natural_images(released_model,
     minimum = synthesize_images(released_model, num_images=1, num_steps=steps, seed=3, direction="minimize")
     assert minimum.responses[0] < natural_responses.min()
     assert minimum.images.min() >= 0.0 and minimum.images.max() <= 255.0
+
+
+def keras_wrapped(model):
+    """The model inside another Keras model: not recognised as compact, so it takes the per-model Keras path."""
+    inputs = keras.Input(shape=(112, 112, 3))
+    return keras.Model(inputs, model(inputs))
+
+
+def test_compact_graph_equals_the_keras_model_bit_for_bit(released_model):
+    from classes.analysis.compact_graph import (
+        compact_forward,
+        compact_response_function,
+        compact_weights,
+    )
+    from classes.runtime.quiet_tensorflow import tf
+
+    images = tf.constant(initial_noise(2, 5) - RGB_MEANS)
+    weights = compact_weights(released_model)
+    np.testing.assert_array_equal(compact_forward(images, weights), released_model(images, training=False))
+
+    def with_gradient(respond):
+        values = respond(images)
+        return values, tf.gradients(tf.reduce_sum(values), images)[0]
+
+    keras_graph = tf.function(lambda: with_gradient(lambda batch: released_model(batch, training=False)[:, 0]))()
+    compact_graph = tf.function(lambda: with_gradient(lambda batch: compact_forward(batch, weights)[:, 0]))()
+    for keras_tensor, compact_tensor in zip(keras_graph, compact_graph, strict=True):
+        np.testing.assert_array_equal(compact_tensor, keras_tensor)
+    np.testing.assert_array_equal(compact_response_function()(images, weights), keras_graph[0])
+
+
+def test_models_stepped_together_get_the_images_each_gets_alone(data_root):
+    from classes.analysis.causal_images import predict_raw
+    from classes.analysis.synthesis import synthesize_compact_models
+    from classes.compact.model import load_weights_npy, model_from_weights, model_id
+
+    weight_lists = [load_weights_npy(model_id(session, neuron), data_root)
+                    for session, neuron in (("190923", 3), ("201025", 40), ("210225", 7))]
+    # 55 steps: one image blur (every 50 steps) and a chunk after it.
+    together = synthesize_compact_models(weight_lists, num_steps=55, seed=2, group_size=2)
+    assert len(together) == 3
+    for weights, result in zip(weight_lists, together, strict=True):
+        wrapped = keras_wrapped(model_from_weights(weights))
+        alone = synthesize_images(wrapped, num_images=1, num_steps=55, seed=2)
+        for field in ("images", "responses", "initial_responses", "trajectory"):
+            np.testing.assert_array_equal(getattr(result, field), getattr(alone, field))
+        saved = np.round(result.images).astype(np.uint8)
+        np.testing.assert_array_equal(predict_raw(weights, saved), predict_raw(wrapped, saved))
+    assert not np.array_equal(together[0].images, together[1].images)

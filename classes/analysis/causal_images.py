@@ -22,7 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from classes.analysis.synthesis import gaussian_blur, response_function
+from classes.analysis import compact_graph
+from classes.analysis.synthesis import response_function
+from classes.analysis.synthesis_loop import gaussian_blur
 from classes.data.preprocessing import RGB_MEANS, check_images
 from classes.runtime.quiet_tensorflow import tf
 
@@ -39,8 +41,11 @@ _HIGH = tf.constant(255.0 - RGB_MEANS, dtype=tf.float32)
 def predict_raw(model, images, output_index: int = 0, batch_size: int = 128) -> np.ndarray:
     """Responses of one model unit to raw images.
 
+    Compact models share one graph (:func:`classes.analysis.compact_graph.compact_response_function`,
+    the same responses bit for bit); any other model gets its own.
+
     Args:
-        model: a Keras model on recentred images.
+        model: a Keras model on recentred images, or a compact model's weight list.
         images: raw ``(N, 112, 112, 3)`` in 0..255, uint8 or float.
         output_index: unit of a multi-output model.
         batch_size: images per forward pass.
@@ -63,17 +68,18 @@ _LAST_COMPILED: dict = {}
 
 
 def _compiled_response(model, output_index: int):
-    # One compiled forward pass for the most recent (model, unit), any batch
-    # size, so that predicting a large pool in chunks traces once. Only one
-    # entry is kept: the function holds the model, and scripts go through
-    # hundreds of models.
+    # Compact models share one graph. Otherwise one compiled forward pass for
+    # the most recent (model, unit), any batch size, so that a large pool in
+    # chunks traces once; only one is kept (it holds the model; scripts go
+    # through hundreds of models).
+    if isinstance(model, (list, tuple)) or (compact_graph.is_compact_model(model) and output_index == 0):
+        weights, function = compact_graph.compact_weights(model), compact_graph.compact_response_function()
+        return lambda batch: function(batch, weights)
     key = (id(model), int(output_index))
     if _LAST_COMPILED.get("key") != key or _LAST_COMPILED.get("model") is not model:
         _LAST_COMPILED.clear()
         _LAST_COMPILED.update(
-            key=key,
-            model=model,
-            function=tf.function(
+            key=key, model=model, function=tf.function(
                 response_function(model, output_index),
                 input_signature=[tf.TensorSpec([None, 112, 112, 3], tf.float32)],
             ),

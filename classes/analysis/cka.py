@@ -18,7 +18,8 @@ positions (:func:`position_subset`), the same positions for every model. As
 ``K = sum over positions p of A_p A_p'`` (``A_p`` the ``(M, K)`` activity at
 position ``p``), a uniform random subset of positions estimates ``K`` without
 bias up to a constant factor, which CKA ignores. Layers whose map has no
-more positions than the subset size use all of them (exact).
+more positions than the subset size use all of them (exact). The activity
+at those positions comes from :func:`classes.prediction.activity.sampled_activity`.
 """
 
 from __future__ import annotations
@@ -70,15 +71,41 @@ def centered_gram(features, dtype=np.float64) -> np.ndarray:
 
     Args:
         features: ``(num_images, ...)``, flattened to ``(M, D)``.
-        dtype: precision of the product; float32 halves the time of the
-            large products of script7 (relative error about 1e-6).
+        dtype: precision of the product; float32 (:func:`_float32_gram`)
+            makes script7's large products several times faster (relative
+            error about 1e-6).
 
     Returns:
         ``(M, M)`` of ``dtype``, symmetric, rows and columns summing to 0.
     """
     x = _as_features(features, "features", dtype)
     x = x - x.mean(axis=0, dtype=np.float64).astype(dtype)
-    return x @ x.T
+    return _float32_gram(x) if x.dtype == np.float32 else x @ x.T
+
+
+def _float32_gram(x: np.ndarray) -> np.ndarray:
+    """``x @ x.T`` of a float32 ``(M, D)`` as three TensorFlow (oneDNN) matrix products.
+
+    The Gram matrix is symmetric, so of its four row-half blocks only three
+    are computed (3/4 of the arithmetic): the upper off-diagonal block is
+    mirrored. TensorFlow's float32 matmul ran at about twice NumPy's
+    (OpenBLAS) rate on the 2-core machine, and NumPy's symmetric product
+    (syrk), which saves half, ran at less than half its own matmul rate.
+    """
+    from classes.runtime.quiet_tensorflow import tf
+
+    count = x.shape[0]
+    half = count // 2
+    if half == 0:
+        return x @ x.T
+    tensor = tf.constant(x)
+    top, bottom = tensor[:half], tensor[half:]
+    gram = np.empty((count, count), np.float32)
+    gram[:half, :half] = tf.matmul(top, top, transpose_b=True).numpy()
+    gram[:half, half:] = tf.matmul(top, bottom, transpose_b=True).numpy()
+    gram[half:, half:] = tf.matmul(bottom, bottom, transpose_b=True).numpy()
+    gram[half:, :half] = gram[:half, half:].T
+    return gram
 
 
 def center_gram(gram) -> np.ndarray:
@@ -117,12 +144,20 @@ def normalized_gram(features, dtype=np.float32) -> np.ndarray:
     return (gram / norm if norm > 0 else gram).astype(dtype)
 
 
-def cka_matrix(normalized_grams, chunk: int = 16) -> np.ndarray:
+def cka_matrix(normalized_grams, columns: int = 16384) -> np.ndarray:
     """CKA of every pair of activities from their normalized Gram matrices.
+
+    The inner products of all pairs are one product of the flattened Gram
+    matrices with themselves, taken ``columns`` entries at a time: each
+    slice (every model, a few MB) is multiplied in float32 and the slices'
+    sums accumulate in float64. Reading model-by-model chunks against each
+    other instead re-read the whole store about once per chunk (about 100 s
+    per layer for 219 models at 1,000 images, against about 5 s).
 
     Args:
         normalized_grams: ``(num_models, M, M)`` from :func:`normalized_gram`
-            (a NumPy memmap works; it is read ``chunk`` models at a time).
+            (a NumPy memmap works; it is read once, a slice at a time).
+        columns: flattened Gram entries per slice.
 
     Returns:
         float64 ``(num_models, num_models)``, diagonal 1; NaN in the row and
@@ -132,16 +167,14 @@ def cka_matrix(normalized_grams, chunk: int = 16) -> np.ndarray:
     grams = normalized_grams
     if grams.ndim != 3 or grams.shape[1] != grams.shape[2]:
         raise ValueError(f"normalized_grams must be (num_models, M, M); got {grams.shape}.")
+    if isinstance(columns, bool) or int(columns) < 1:
+        raise ValueError(f"columns must be a positive integer; got {columns!r}.")
     count = grams.shape[0]
     flat = grams.reshape(count, -1)
     result = np.zeros((count, count))
-    for start in range(0, count, chunk):
-        block = np.asarray(flat[start:start + chunk], dtype=np.float64)
-        for other in range(start, count, chunk):
-            partner = block if other == start else np.asarray(flat[other:other + chunk], np.float64)
-            products = block @ partner.T
-            result[start:start + chunk, other:other + chunk] = products
-            result[other:other + chunk, start:start + chunk] = products.T
+    for start in range(0, flat.shape[1], int(columns)):
+        block = np.ascontiguousarray(flat[:, start:start + int(columns)], dtype=np.float32)
+        result += block @ block.T
     norms = np.sqrt(np.clip(np.diag(result), 0, None))
     with np.errstate(invalid="ignore", divide="ignore"):
         return result / np.outer(norms, norms)
@@ -234,119 +267,3 @@ class GramStore:
             self.responses.flush()
         self.done[model_index] = True
         self._save_done()
-
-
-def _folded_layers(weights) -> list[tuple]:
-    """Per layer (kernels..., bias) with BN folded into the kernel and bias.
-
-    BN in inference is ``(y - mean) * gamma / sqrt(var + 1e-3) + beta``, an
-    affine map per filter, so it folds into the preceding kernel's output
-    columns and the bias; the layer is then conv + bias + ReLU.
-    """
-    from classes.compact.model import BN_EPSILON, WEIGHTS_PER_MODEL
-
-    if len(weights) != WEIGHTS_PER_MODEL:
-        raise ValueError(f"A compact model has {WEIGHTS_PER_MODEL} weight arrays; got {len(weights)}.")
-    weights = [np.asarray(array, dtype=np.float64) for array in weights]
-
-    def fold(kernel, bias, gamma, beta, mean, variance):
-        scale = gamma / np.sqrt(variance + BN_EPSILON)
-        return (kernel * scale).astype(np.float32), ((bias - mean) * scale + beta).astype(np.float32)
-
-    layers = [fold(*weights[0:6])]
-    for layer in range(1, 5):
-        depthwise, pointwise, *rest = weights[6 + 7 * (layer - 1): 6 + 7 * layer]
-        kernel, bias = fold(pointwise, *rest)
-        layers.append((depthwise.astype(np.float32), kernel, bias))
-    return layers
-
-
-_FORWARD = None
-
-
-def _forward_function():
-    """One traced function for every compact model (filter counts are dynamic)."""
-    global _FORWARD
-    if _FORWARD is not None:
-        return _FORWARD
-    from classes.compact.model import STRIDES
-    from classes.runtime.quiet_tensorflow import tf
-
-    spec = tf.TensorSpec
-    signature = [spec([None, 112, 112, 3], tf.float32), spec([5, 5, 3, None]), spec([None])]
-    for _ in range(1, 5):
-        signature += [spec([5, 5, None, 1]), spec([1, 1, None, None]), spec([None])]
-    signature += [spec([None, 1]), spec([1])] + [spec([None], tf.int32)] * 5
-
-    @tf.function(input_signature=signature)
-    def forward(images, *arguments):
-        kernel, bias = arguments[0:2]
-        activity = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(images, kernel, 1, "SAME"), bias))
-        activities = [activity]
-        for layer in range(1, 5):
-            depthwise, pointwise, bias = arguments[2 + 3 * (layer - 1): 5 + 3 * (layer - 1)]
-            stride = STRIDES[layer]
-            spatial = tf.nn.depthwise_conv2d(activity, depthwise, [1, stride, stride, 1], "SAME")
-            activity = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(spatial, pointwise, 1, "SAME"), bias))
-            activities.append(activity)
-        readout_kernel, readout_bias = arguments[14:16]
-        count = tf.shape(images)[0]
-        outputs = tf.matmul(tf.reshape(activity, [count, -1]), readout_kernel) + readout_bias
-        cut = []
-        for layer, chosen in enumerate(arguments[16:21]):
-            flat = tf.reshape(activities[layer], [count, -1, tf.shape(activities[layer])[-1]])
-            cut.append(tf.reshape(tf.gather(flat, chosen, axis=1), [count, -1]))
-        return cut, outputs[:, 0]
-
-    _FORWARD = forward
-    return forward
-
-
-def activity_features(weights, images, positions: list[np.ndarray], batch_size: int = 50):
-    """A compact model's output and its layers' activity at chosen positions.
-
-    Evaluates the compact model (SPEC section 2) straight from its weight
-    list with BN folded into the kernels, in one TensorFlow function traced
-    once for all models, so no Keras model is built per model; the tests
-    check it against the Keras model's ``layer{i}_act`` outputs and output.
-    Each layer's map is cut down to its positions before it leaves
-    TensorFlow, so layer 0's full 112 x 112 map never accumulates.
-
-    Args:
-        weights: the model's 36 arrays (Keras ``get_weights()`` order), e.g.
-            from :func:`classes.compact.model.load_weights_npy`.
-        images: recentred ``(M, 112, 112, 3)``.
-        positions: 5 arrays, per layer the flat spatial indices from
-            :func:`position_subset` (112 x 112, 56 x 56, then 28 x 28 maps).
-        batch_size: images per forward pass.
-
-    Returns:
-        ``(features, responses)``: a list with one float32 ``(M, P_l * K_l)``
-        array per layer (position-major, then filter), and float32 ``(M,)``
-        outputs.
-    """
-    from classes.data.preprocessing import check_images
-    from classes.runtime.quiet_tensorflow import tf
-
-    images = check_images(images, "recentered")
-    if len(positions) != 5:
-        raise ValueError(f"positions must hold one index array per layer (5); got {len(positions)}.")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be positive; got {batch_size}.")
-    for layer, (chosen, size) in enumerate(zip(positions, (112, 56, 28, 28, 28), strict=True)):
-        chosen = np.asarray(chosen)
-        if chosen.size == 0 or chosen.min() < 0 or chosen.max() >= size * size:
-            raise ValueError(f"positions of layer {layer} must be non-empty indices into {size}x{size}.")
-    folded = _folded_layers(weights)
-    arguments = [tf.constant(array) for layer in folded for array in layer]
-    arguments += [tf.constant(np.asarray(weights[34], np.float32)), tf.constant(np.asarray(weights[35], np.float32))]
-    arguments += [tf.constant(np.asarray(chosen, dtype=np.int32)) for chosen in positions]
-    forward = _forward_function()
-    features = [[] for _ in range(5)]
-    responses = []
-    for start in range(0, len(images), batch_size):
-        cut, output = forward(tf.constant(images[start:start + batch_size], dtype=tf.float32), *arguments)
-        for layer in range(5):
-            features[layer].append(cut[layer].numpy())
-        responses.append(output.numpy())
-    return [np.concatenate(parts) for parts in features], np.concatenate(responses)

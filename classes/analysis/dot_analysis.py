@@ -38,41 +38,42 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
-from tqdm import tqdm
 
 from classes.analysis.dot_stimuli import blank_image, dot_image, random_dot_centers
 from classes.compact.model import NUM_LAYERS
 from classes.compact.tools import get_kernels, set_kernels
 from classes.data.preprocessing import RECENTERED_MAX, RECENTERED_MIN, RGB_MEANS, recenter_images
+from classes.prediction import predict
 from classes.runtime.quiet_tensorflow import keras, tf
 
 
 class ResponseFunction:
-    """A compact model's responses to raw images, traced once.
+    """A compact model's responses to raw images, through :func:`classes.prediction.predict`.
 
-    Weights changed in place (e.g. by :func:`filters_ablated`) take effect on
-    the next call without retracing, as the traced function reads the
-    model's variables.
+    Each call reads the model's current weights, so weights changed in place
+    (e.g. by :func:`filters_ablated`) take effect on the next call; many
+    variants of the model (e.g. every single-filter ablation) are evaluated
+    together by :meth:`many`. The fast path (BN folded, the compiled kernel
+    where it runs) gives the Keras model's responses within float32 rounding.
     """
 
-    def __init__(self, model: keras.Model, batch_size: int = 100):
+    def __init__(self, model: keras.Model, batch_size: int = 16, engine: str = "auto"):
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive; got {batch_size}.")
         self.model = model
         self.batch_size = batch_size
-        self._function = tf.function(
-            lambda batch: model(batch, training=False)[:, 0],
-            input_signature=[tf.TensorSpec([None, 112, 112, 3], tf.float32)],
-        )
+        self.engine = engine
+
+    def many(self, weight_lists, raw_images) -> np.ndarray:
+        """Responses (float64 ``(len(weight_lists), N)``) of several weight lists of the model to raw images."""
+        images = recenter_images(raw_images)
+        if len(images) == 0:
+            return np.zeros((len(weight_lists), 0))
+        return predict(list(weight_lists), images, engine=self.engine, batch_size=self.batch_size).astype(np.float64)
 
     def __call__(self, raw_images) -> np.ndarray:
-        """Responses (float64 ``(N,)``) to raw uint8 images ``(N, 112, 112, 3)``."""
-        images = recenter_images(raw_images)
-        parts = [
-            self._function(tf.constant(images[start:start + self.batch_size])).numpy()
-            for start in range(0, len(images), self.batch_size)
-        ]
-        return np.concatenate(parts).astype(np.float64) if parts else np.zeros(0)
+        """Responses (float64 ``(N,)``) of the model as it is now to raw uint8 images ``(N, 112, 112, 3)``."""
+        return self.many([self.model.get_weights()], raw_images)[0]
 
 
 def _kernel_name(layer: int) -> str:
@@ -217,20 +218,29 @@ def build_probe_set(
 def ablation_scan(model, response_function: ResponseFunction, probe: ProbeSet, layers=range(NUM_LAYERS)):
     """Every filter of the given layers ablated alone: invariance indices and tuning.
 
+    Every ablated model is evaluated in one :meth:`ResponseFunction.many` call.
+
     Returns:
         ``(intact, rows)``: the intact model's :meth:`ProbeSet.evaluate`, and
         one dict per filter with ``layer``, ``filter``, its dot-size and
         dot-number invariance indices, the retained mean drive and the
         ablated model's tuning curves.
     """
-    intact = probe.evaluate(response_function(probe.images))
     jobs = [(layer, index) for layer in layers for index in range(num_filters(model, layer))]
-    rows = []
-    for layer, index in tqdm(jobs, desc="ablating filters one at a time"):
-        with filters_ablated(model, layer, [index]):
-            result = probe.evaluate(response_function(probe.images))
-        rows.append(_ablation_row(layer, index, result, intact))
+    responses = response_function.many([model.get_weights()] + _ablated_weights(model, jobs), probe.images)
+    intact = probe.evaluate(responses[0])
+    rows = [_ablation_row(layer, index, probe.evaluate(row), intact)
+            for (layer, index), row in zip(jobs, responses[1:], strict=True)]
     return intact, rows
+
+
+def _ablated_weights(model, jobs) -> list[list[np.ndarray]]:
+    """The model's weights with each job's ``(layer, filters)`` ablated (filters an int or a list)."""
+    weight_lists = []
+    for layer, filters in jobs:
+        with filters_ablated(model, layer, np.atleast_1d(filters).tolist()):
+            weight_lists.append(model.get_weights())
+    return weight_lists
 
 
 def _ablation_row(layer, index, result, intact) -> dict:
@@ -249,6 +259,10 @@ def cumulative_ablation(
 ) -> list[dict]:
     """Ablates a layer's filters one more at a time, in ``order``, until invariance >= threshold.
 
+    Every step is evaluated in one :meth:`ResponseFunction.many` call (each
+    model's responses do not depend on the others'), then the steps after
+    the first that reaches ``threshold`` are dropped.
+
     Returns:
         One dict per step (step 0 is the intact model): the filters ablated
         so far, :meth:`ProbeSet.evaluate` of the ablated model and
@@ -257,11 +271,12 @@ def cumulative_ablation(
         ``order`` is ablated.
     """
     order = [int(index) for index in order]
-    intact = probe.evaluate(response_function(probe.images))
+    jobs = [(layer, order[:count]) for count in range(len(order) + 1)]
+    responses = response_function.many([model.get_weights()] + _ablated_weights(model, jobs), probe.images)
+    intact = probe.evaluate(responses[0])
     steps = []
-    for count in range(len(order) + 1):
-        with filters_ablated(model, layer, order[:count]):
-            result = probe.evaluate(response_function(probe.images))
+    for count, row in enumerate(responses[1:]):
+        result = probe.evaluate(row)
         steps.append({"ablated": order[:count], **result, **compare_to_intact(result, intact)})
         if count > 0 and steps[-1]["size_invariance"] >= threshold:
             break
@@ -320,18 +335,3 @@ def synthesize_maximizing_image(model: keras.Model, num_steps: int = 200, seed: 
     best_image = np.clip(best_image, RECENTERED_MIN, RECENTERED_MAX)
     raw = np.clip(np.round(best_image[0] + RGB_MEANS), 0, 255).astype(np.uint8)
     return raw, best_response
-
-
-def screen_responses(weights, raw_images, batch_size: int = 100) -> np.ndarray:
-    """Responses of a model given by its weight list (fast path of :mod:`classes.analysis.cka`).
-
-    Used to screen all 219 models without building a Keras model each.
-
-    Returns:
-        float64 ``(N,)``.
-    """
-    from classes.analysis.cka import activity_features
-
-    single = [np.array([0])] * NUM_LAYERS
-    _, responses = activity_features(weights, recenter_images(raw_images), single, batch_size)
-    return responses.astype(np.float64)

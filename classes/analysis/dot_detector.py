@@ -19,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm import tqdm
 
 from classes.analysis.dot_analysis import (
     ProbeSet,
@@ -28,12 +27,12 @@ from classes.analysis.dot_analysis import (
     build_probe_set,
     cumulative_ablation,
     dot_selectivity_index,
-    screen_responses,
 )
 from classes.analysis.dot_stimuli import BLACK, WHITE, blank_image, grid_centers, single_dot_images
-from classes.compact.model import ModelId, load_weights_npy
+from classes.compact.model import ModelId
 from classes.data.normal_images import load_normal_images
-from classes.data.preprocessing import uncenter_images
+from classes.data.preprocessing import recenter_images, uncenter_images
+from classes.prediction import predict
 
 __all__ = [
     "POLARITIES",
@@ -172,12 +171,11 @@ def screen_models(models: list[ModelId], data_root, num_natural: int, seed: int,
     recentred, picked = load_normal_images(num_natural, seed, data_root)
     natural = uncenter_images(recentred)
     dots, labels = screen_stimuli(grid, radii)
-    rows, natural_responses = [], []
-    for identifier in tqdm(models, desc="screening models (dots, natural images)"):
-        responses = screen_responses(load_weights_npy(identifier, data_root), np.concatenate([dots, natural]))
-        rows.append(_screen_row(identifier, responses[: len(dots)], responses[len(dots):], labels, picked))
-        natural_responses.append(responses[len(dots):])
-    return Screen(list(models), rows, natural, np.array(natural_responses), dots, labels)
+    stimuli = np.concatenate([recenter_images(dots), recentred])
+    responses = predict(list(models), stimuli, data_root=data_root, show_progress=True).astype(np.float64)
+    rows = [_screen_row(identifier, row[: len(dots)], row[len(dots):], labels, picked)
+            for identifier, row in zip(models, responses, strict=True)]
+    return Screen(list(models), rows, natural, responses[:, len(dots):], dots, labels)
 
 
 def receptive_field_cells(location: np.ndarray, baseline: float, centers: np.ndarray):

@@ -22,13 +22,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from classes.analysis.cka import (
-    GramStore,
-    activity_features,
-    cka_matrix,
-    normalized_gram,
-    position_subset,
-)
+from classes.analysis.cka import GramStore, cka_matrix, normalized_gram, position_subset
 from classes.analysis.kernel_similarity import (
     all_pair_similarities,
     kernels_from_weights,
@@ -36,6 +30,7 @@ from classes.analysis.kernel_similarity import (
     sample_pair_similarities,
 )
 from classes.compact.model import NUM_LAYERS, ModelId, load_weights_npy
+from classes.prediction.activity import sampled_activity
 
 __all__ = [
     "CKA_GROUPS",
@@ -134,7 +129,7 @@ def compute_grams(models: list[ModelId], data_root, images: np.ndarray, image_id
         folder: where the store lives (``<out>/gram_cache``).
         num_positions: spatial positions per layer (:func:`position_subset`).
         seed: seed of the positions.
-        batch_size: images per forward pass.
+        batch_size: images per forward-pass job (:func:`classes.prediction.activity.sampled_activity`).
         timings: seconds per step; ``"load models"``, ``"forward passes"``
             and ``"Gram matrices"`` are added to.
 
@@ -153,7 +148,7 @@ def compute_grams(models: list[ModelId], data_root, images: np.ndarray, image_id
         start = time.perf_counter()
         weights = load_weights_npy(identifier, data_root)
         middle = time.perf_counter()
-        features, responses = activity_features(weights, images, positions, batch_size)
+        features, responses = sampled_activity(weights, images, positions, batch_size=batch_size)
         after = time.perf_counter()
         store.store(index, [normalized_gram(layer) for layer in features], responses)
         for name, seconds in (("load models", middle - start), ("forward passes", after - middle),

@@ -8,9 +8,12 @@ sigma 1 pixel over space (per channel), move 10 pixel units up the gradient
 steps the image itself is blurred with sigma 1. The best image seen is kept.
 
 The whole inner loop runs as one compiled ``tf.function`` (a graph
-``while`` loop over a chunk of steps), batched over several images, so no
-Python-level work happens per step. Images go in and out as raw pixels
-(float32, 0..255); the model sees them recentred.
+``while`` loop over a chunk of steps; :mod:`classes.analysis.synthesis_loop`),
+batched over several images, so no Python-level work happens per step; for
+compact models it is traced once for every model and several models can be
+stepped together (:func:`synthesize_compact_models`), with the same images
+bit for bit. Images go in and out as raw pixels (float32, 0..255); the
+model sees them recentred.
 """
 
 from __future__ import annotations
@@ -19,8 +22,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from classes.data.preprocessing import RGB_MEANS
-from classes.runtime.quiet_tensorflow import keras, tf
+from classes.analysis.compact_graph import compact_weights, is_compact_model
+from classes.analysis.synthesis_loop import (
+    GradientAscent,
+    compact_step_runner,
+    make_step_runner,
+    respond_compact,
+)
+from classes.runtime.quiet_tensorflow import keras
 
 # Default step count, chosen from measurements on released compact models
 # (see script6_synthesize.py's docstring): the best response reaches about
@@ -31,52 +40,7 @@ BLUR_EVERY = 50
 BLUR_SIGMA = 1.0
 GRADIENT_SIGMA = 1.0
 NOISE_RANGE = (128.0, 178.0)
-_RMS_EPSILON = 1e-5
 _DIRECTIONS = ("maximize", "minimize")
-
-_LOW = tf.constant(-RGB_MEANS, dtype=tf.float32)
-_HIGH = tf.constant(255.0 - RGB_MEANS, dtype=tf.float32)
-_MEANS = tf.constant(RGB_MEANS, dtype=tf.float32)
-
-
-def gaussian_kernel_1d(sigma: float, truncate: float = 4.0) -> np.ndarray:
-    """A normalised 1-D Gaussian, radius ``int(truncate * sigma + 0.5)``.
-
-    The same kernel as ``scipy.ndimage.gaussian_filter`` uses.
-    """
-    if not sigma > 0:
-        raise ValueError(f"sigma must be positive, got {sigma!r}.")
-    radius = int(truncate * float(sigma) + 0.5)
-    offsets = np.arange(-radius, radius + 1, dtype=np.float64)
-    kernel = np.exp(-0.5 * (offsets / sigma) ** 2)
-    return (kernel / kernel.sum()).astype(np.float32)
-
-
-def gaussian_blur(images, sigma: float):
-    """Blurs each channel of a batch over space with a Gaussian.
-
-    Edges are mirrored (``scipy.ndimage`` mode ``"reflect"``), so the result
-    equals ``gaussian_filter(images, sigma=(0, sigma, sigma, 0))``.
-
-    Args:
-        images: float32 tensor or array ``(N, H, W, C)``.
-        sigma: Gaussian s.d. in pixels.
-
-    Returns:
-        float32 tensor ``(N, H, W, C)``.
-    """
-    images = tf.convert_to_tensor(images, dtype=tf.float32)
-    kernel = gaussian_kernel_1d(sigma)
-    radius = (len(kernel) - 1) // 2
-    channels = images.shape[-1]
-    if radius > min(images.shape[1], images.shape[2]) - 1:
-        raise ValueError(f"sigma {sigma} is too large for images of size {images.shape[1:3]}.")
-    # Separable: one pass along rows, one along columns, each a depthwise conv.
-    rows = tf.constant(np.tile(kernel[:, None, None, None], (1, 1, channels, 1)))
-    columns = tf.constant(np.tile(kernel[None, :, None, None], (1, 1, channels, 1)))
-    padded = tf.pad(images, [[0, 0], [radius, radius], [radius, radius], [0, 0]], "SYMMETRIC")
-    blurred = tf.nn.depthwise_conv2d(padded, rows, [1, 1, 1, 1], "VALID")
-    return tf.nn.depthwise_conv2d(blurred, columns, [1, 1, 1, 1], "VALID")
 
 
 def response_function(model, output_index: int = 0):
@@ -158,44 +122,6 @@ def _check_settings(direction, num_steps, step_size, blur_every):
         raise ValueError(f"blur_every must be a positive integer, got {blur_every!r}.")
 
 
-def make_step_runner(respond, sign: float, step_size: float, gradient_sigma: float, grayscale: bool):
-    """Compiles the synthesis loop for one response function.
-
-    Returns:
-        A ``tf.function`` ``(images, best_images, best_values, num_steps) ->
-        (images, best_images, best_values, trajectory)`` running
-        ``num_steps`` gradient steps in a graph loop, on recentred images.
-        ``best_values`` holds ``sign * response``, so larger is better in
-        both directions.
-    """
-    sign = tf.constant(sign, tf.float32)
-
-    @tf.function(reduce_retracing=True)
-    def run_steps(images, best_images, best_values, num_steps):
-        trajectory = tf.TensorArray(tf.float32, size=num_steps)
-        for step in tf.range(num_steps):
-            values = respond(images)
-            # Each image's output depends on that image only (BN in inference
-            # mode), so the gradient of the sum is every per-image gradient.
-            # Graph-mode tf.gradients, because a GradientTape inside a graph
-            # while loop returns None for the loop variable (TF 2.21).
-            gradient = tf.gradients(tf.reduce_sum(values), images)[0]
-            trajectory = trajectory.write(step, values)
-            improved = sign * values > best_values
-            best_images = tf.where(improved[:, None, None, None], images, best_images)
-            best_values = tf.where(improved, sign * values, best_values)
-            rms = tf.sqrt(tf.reduce_mean(tf.square(gradient), axis=[1, 2, 3], keepdims=True))
-            gradient = gradient / (rms + _RMS_EPSILON)
-            if grayscale:
-                # Project onto the gray direction: equal change in every channel.
-                gradient = tf.repeat(tf.reduce_mean(gradient, axis=-1, keepdims=True), 3, axis=-1)
-            gradient = gaussian_blur(gradient, gradient_sigma)
-            images = tf.clip_by_value(images + sign * step_size * gradient, _LOW, _HIGH)
-        return images, best_images, best_values, trajectory.stack()
-
-    return run_steps
-
-
 def synthesize_images(
     model,
     num_images: int = 9,
@@ -212,6 +138,9 @@ def synthesize_images(
     progress=None,
 ) -> SynthesisResult:
     """Synthesizes images that drive a model's output up (or down).
+
+    A compact model runs through the loop traced once for every compact
+    model (:mod:`classes.analysis.compact_graph`: the same images bit for bit).
 
     Args:
         model: a Keras model on recentred images (compact or shared).
@@ -238,22 +167,77 @@ def synthesize_images(
         ValueError: bad settings or model.
     """
     _check_settings(direction, num_steps, step_size, blur_every)
-    respond = response_function(model, output_index)
     sign = 1.0 if direction == "maximize" else -1.0
-    images = tf.constant(starting_images(num_images, seed, grayscale, initial_images) - RGB_MEANS)
-    initial_responses = np.asarray(respond(images))
-    run_steps = make_step_runner(respond, sign, float(step_size), float(gradient_sigma), grayscale)
-    best_images, trajectory = _climb(respond, run_steps, images, sign * initial_responses, sign, num_steps,
-                                     blur_every, blur_sigma, progress)
-    raw_best = np.clip(best_images.numpy() + RGB_MEANS, 0.0, 255.0).astype(np.float32)
-    responses = np.asarray(respond(tf.constant(raw_best - RGB_MEANS)))
-    return SynthesisResult(
-        images=raw_best, responses=responses, initial_responses=initial_responses.astype(np.float32),
-        trajectory=trajectory, direction=direction, seed=int(seed),
-        settings={"num_steps": int(num_steps), "step_size": float(step_size), "blur_every": int(blur_every),
-                  "blur_sigma": float(blur_sigma), "gradient_sigma": float(gradient_sigma),
-                  "grayscale": bool(grayscale), "noise_range": list(NOISE_RANGE), "output_index": int(output_index)},
-    )
+    start = starting_images(num_images, seed, grayscale, initial_images)
+    if is_compact_model(model) and output_index == 0:
+        respond, weights = respond_compact, compact_weights(model)
+        run_steps = compact_step_runner(1, sign, float(step_size), float(gradient_sigma), grayscale)
+    else:
+        respond_to, weights = response_function(model, output_index), ()
+        respond = lambda images, weights: respond_to(images)  # noqa: E731 (a Keras model ignores weights)
+        run_steps = make_step_runner(respond, 1, sign, float(step_size), float(gradient_sigma), grayscale)
+    settings = _settings(num_steps, step_size, blur_every, blur_sigma, gradient_sigma, grayscale, output_index)
+    climb = GradientAscent(respond, run_steps, sign, num_steps, blur_every, blur_sigma, progress)
+    return _results(climb.run([weights], [start]), direction, seed, settings)[0]
+
+
+def synthesize_compact_models(
+    weight_lists,
+    direction: str = "maximize",
+    num_steps: int = DEFAULT_NUM_STEPS,
+    seed: int = 0,
+    grayscale: bool = False,
+    group_size: int = 2,
+    progress=None,
+) -> list[SynthesisResult]:
+    """One synthesized image per compact model, ``group_size`` models stepped together.
+
+    Every model starts from the same noise (``seed``), as
+    :func:`synthesize_images` with ``num_images=1`` would, and gets the
+    same images bit for bit: each model's steps are the same operations
+    (:mod:`classes.analysis.compact_graph`), only run side by side, and the
+    loop is traced once for all models (per group size).
+
+    Args:
+        weight_lists: per model its 36 ``get_weights()`` arrays (e.g.
+            :func:`classes.compact.model.load_weights_npy`).
+        direction, num_steps, seed, grayscale: as for :func:`synthesize_images`.
+        group_size: models per graph call (2 suits 2 cores).
+        progress: optional tqdm bar, advanced by models finished.
+
+    Returns:
+        One :class:`SynthesisResult` (one image) per model, in order.
+
+    Raises:
+        ValueError: bad settings, group size or weights.
+    """
+    _check_settings(direction, num_steps, STEP_SIZE, BLUR_EVERY)
+    if isinstance(group_size, bool) or not isinstance(group_size, (int, np.integer)) or group_size < 1:
+        raise ValueError(f"group_size must be a positive integer, got {group_size!r}.")
+    sign = 1.0 if direction == "maximize" else -1.0
+    start = initial_noise(1, seed, grayscale)
+    settings = _settings(num_steps, STEP_SIZE, BLUR_EVERY, BLUR_SIGMA, GRADIENT_SIGMA, grayscale, 0)
+    results = []
+    for first in range(0, len(weight_lists), group_size):
+        group = [compact_weights(weights) for weights in weight_lists[first : first + group_size]]
+        run_steps = compact_step_runner(len(group), sign, STEP_SIZE, GRADIENT_SIGMA, grayscale)
+        climb = GradientAscent(respond_compact, run_steps, sign, num_steps, BLUR_EVERY, BLUR_SIGMA, None)
+        results += _results(climb.run(group, [start] * len(group)), direction, seed, settings)
+        if progress is not None:
+            progress.update(len(group))
+    return results
+
+
+def _results(climbed, direction: str, seed: int, settings: dict) -> list[SynthesisResult]:
+    return [SynthesisResult(images=images, responses=responses, initial_responses=initial, trajectory=trajectory,
+                            direction=direction, seed=int(seed), settings=dict(settings))
+            for initial, images, responses, trajectory in climbed]
+
+
+def _settings(num_steps, step_size, blur_every, blur_sigma, gradient_sigma, grayscale, output_index) -> dict:
+    return {"num_steps": int(num_steps), "step_size": float(step_size), "blur_every": int(blur_every),
+            "blur_sigma": float(blur_sigma), "gradient_sigma": float(gradient_sigma),
+            "grayscale": bool(grayscale), "noise_range": list(NOISE_RANGE), "output_index": int(output_index)}
 
 
 def starting_images(num_images: int, seed: int, grayscale: bool, initial_images=None) -> np.ndarray:
@@ -270,29 +254,3 @@ def starting_images(num_images: int, seed: int, grayscale: bool, initial_images=
     if raw.min() < 0 or raw.max() > 255:
         raise ValueError("initial_images must be raw pixels in 0..255.")
     return raw
-
-
-def _climb(respond, run_steps, images, initial_values, sign, num_steps, blur_every, blur_sigma, progress):
-    # Chunks of blur_every steps run in the graph; the image blur between
-    # chunks and the progress bar run here. Returns the best recentred images
-    # (tensor) and the trajectory, float32 (num_steps, num_images).
-    best_images = images
-    best_values = tf.constant(initial_values)
-    trajectories = []
-    done = 0
-    while done < num_steps:
-        chunk = min(blur_every, num_steps - done)
-        images, best_images, best_values, trajectory = run_steps(
-            images, best_images, best_values, tf.constant(chunk, tf.int32)
-        )
-        trajectories.append(trajectory.numpy())
-        done += chunk
-        if done % blur_every == 0:
-            images = tf.clip_by_value(gaussian_blur(images, blur_sigma), _LOW, _HIGH)
-        if progress is not None:
-            progress.update(chunk)
-    # The image after the last update has not been scored yet.
-    final_values = respond(images)
-    improved = sign * final_values > best_values
-    best_images = tf.where(improved[:, None, None, None], images, best_images)
-    return best_images, np.concatenate(trajectories).astype(np.float32)

@@ -15,8 +15,8 @@ import numpy as np
 from tqdm import tqdm
 
 from classes.analysis.causal_images import predict_raw
-from classes.analysis.synthesis import synthesize_images
-from classes.compact.model import ModelId, all_model_ids, load_compact_model
+from classes.analysis.synthesis import synthesize_compact_models
+from classes.compact.model import ModelId, all_model_ids, load_weights_npy
 from classes.data.candidate_images import load_image_pool, normal_image_sessions
 from classes.runtime import outputs
 from classes.scoring.calibration import calibrate_models, pool_responses
@@ -27,6 +27,8 @@ CHANGES = ("maximizing_normal", "maximizing_synthesized")
 SHEET_POOL_SIZE = 1000
 # Models whose pool and calibration predictions run together.
 CHUNK = 16
+# Models whose gradient ascents run side by side in one graph (2 cores).
+SYNTHESIS_GROUP = 2
 
 
 def record_paths(folder: Path, identifier: ModelId) -> tuple[Path, Path]:
@@ -144,6 +146,12 @@ def synthesize_sheet(pending: list[ModelId], folder: Path, data_root, num_steps:
                      pool_size: int = SHEET_POOL_SIZE) -> None:
     """One maximizing image and record per model, each saved as soon as it is done (resumable).
 
+    Models are synthesized :data:`SYNTHESIS_GROUP` at a time from their
+    ``.npy`` weights (:func:`classes.analysis.synthesis.synthesize_compact_models`,
+    traced once for all models; the images are those of
+    :func:`classes.analysis.synthesis.synthesize_images` on each model alone,
+    bit for bit).
+
     Args:
         pending: models to do.
         folder: where :func:`write_record` writes.
@@ -154,20 +162,23 @@ def synthesize_sheet(pending: list[ModelId], folder: Path, data_root, num_steps:
     settings = {"steps": num_steps, "seed": seed, "grayscale": grayscale}
     with tqdm(total=len(pending), desc="models") as bar:
         # Pool and calibration predictions of a chunk of models run together
-        # (stacked fast path); each finished model is saved at once (resumable).
+        # (stacked fast path); each finished group is saved at once (resumable).
         for first in range(0, len(pending), CHUNK):
             chunk = pending[first : first + CHUNK]
             normal = pool_responses(chunk, pool, data_root, show_progress=False)
             calibrations = calibrate_models(chunk, data_root)
-            for row, identifier in enumerate(chunk):
-                model = load_compact_model(identifier.session_id, identifier.neuron, data_root=data_root)
-                result = synthesize_images(model, num_images=1, num_steps=num_steps, seed=seed, grayscale=grayscale)
-                image = np.round(result.images).astype(np.uint8)
-                record = make_record(identifier, float(predict_raw(model, image)[0]),
-                                     float(result.initial_responses[0]), normal[row],
-                                     *calibrations[identifier.stem], settings)
-                write_record(folder, identifier, image, record)
-                bar.update(1)
+            for start in range(0, len(chunk), SYNTHESIS_GROUP):
+                group = chunk[start : start + SYNTHESIS_GROUP]
+                weight_lists = [load_weights_npy(identifier, data_root) for identifier in group]
+                results = synthesize_compact_models(weight_lists, num_steps=num_steps, seed=seed, grayscale=grayscale,
+                                                    group_size=len(group))
+                for row, (identifier, weights, result) in enumerate(zip(group, weight_lists, results, strict=True)):
+                    image = np.round(result.images).astype(np.uint8)
+                    record = make_record(identifier, float(predict_raw(weights, image)[0]),
+                                         float(result.initial_responses[0]), normal[start + row],
+                                         *calibrations[identifier.stem], settings)
+                    write_record(folder, identifier, image, record)
+                bar.update(len(group))
 
 
 def sheet_notes(records: list[dict]) -> list[str]:

@@ -23,6 +23,7 @@ import numpy as np
 from classes.compact.model import all_model_ids
 from classes.data.data_root import resolve_data_root
 from classes.data.preprocessing import check_images
+from classes.data.release_files import verified_release_file
 from classes.data.sessions import TEST_SESSIONS, get_session
 from classes.runtime.keras_files import load_keras_file
 from classes.runtime.quiet_tensorflow import keras, tf
@@ -69,13 +70,18 @@ def check_teacher_and_filters(teacher: str, num_filters) -> tuple[str, int]:
 def shared_model_path(teacher: str, num_filters: int, data_root=None) -> Path:
     """Path of one released shared compact model.
 
+    Returns:
+        The path, checked against the release's ``MANIFEST.sha256`` the
+        first time it is used (:func:`classes.data.release_files.verified_release_file`).
+
     Raises:
-        ValueError: unknown teacher or K.
+        ValueError: unknown teacher or K; the file does not match the manifest.
         FileNotFoundError: the file is not in the release at hand.
     """
     teacher, num_filters = check_teacher_and_filters(teacher, num_filters)
+    root = resolve_data_root(data_root)
     path = (
-        resolve_data_root(data_root)
+        root
         / FOLDER
         / teacher
         / f"shared_compact_model_{num_filters}filters.keras"
@@ -87,7 +93,7 @@ def shared_model_path(teacher: str, num_filters: int, data_root=None) -> Path:
             f"of them under {FOLDER}/<teacher>/; download the folder from "
             "cowleygroup/V4_compact_models."
         )
-    return path
+    return verified_release_file(path, root)
 
 
 def load_shared_compact_model(teacher: str, num_filters: int, data_root=None) -> keras.Model:

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from classes.compact.model import (
+from classes.compact.architecture import (
     BN_EPSILON,
     NUM_LAYERS,
     OUTPUT_SIZE,
@@ -205,7 +205,7 @@ def torch_model_from_keras_weights(weights, dtype=None):
 
     Args:
         weights: a Keras compact model or its 36 ``get_weights()`` arrays
-            (e.g. from :func:`classes.compact.model.load_weights_npy`).
+            (e.g. from :func:`classes.compact.architecture.load_weights_npy`).
         dtype: torch dtype; default ``torch.float32``.
 
     Returns:
@@ -218,3 +218,37 @@ def torch_model_from_keras_weights(weights, dtype=None):
     """
     state_dict = state_dict_from_keras_weights(weights, release_semantics=False)
     return model_from_state_dict(state_dict, BN_EPSILON, dtype, source="Keras weights")
+
+
+def keras_weights_from_state_dict(state_dict) -> list[np.ndarray]:
+    """The inverse of :func:`state_dict_from_keras_weights` (Keras's variances, epsilon 1e-3).
+
+    Args:
+        state_dict: a release-style state dict (e.g. the ``state_dict()`` of
+            a model from :func:`torch_model_from_keras_weights`, trained or
+            not), on any device.
+
+    Returns:
+        The 36 float32 arrays of Keras's ``get_weights()`` order, moving
+        statistics included.
+
+    Raises:
+        ValueError: keys that do not make a compact model.
+    """
+    _nums_filters_from_state_dict(state_dict, "state dict")
+
+    def get(key):
+        return state_dict[key].detach().cpu().numpy().astype(np.float32)
+
+    def batch_norm(layer):
+        return [get(f"layers.layer{layer}_bn.{name}") for name in ("weight", "bias", "running_mean", "running_var")]
+
+    arrays = [np.transpose(get("layers.layer0_conv.weight"), (2, 3, 1, 0)), get("layers.layer0_conv.bias"),
+              *batch_norm(0)]
+    for layer in range(1, NUM_LAYERS):
+        arrays.append(np.transpose(get(f"layers.layer{layer}_conv_depth.weight"), (2, 3, 0, 1)))
+        arrays.append(np.transpose(get(f"layers.layer{layer}_conv_point.weight"), (2, 3, 1, 0)))
+        arrays.append(get(f"layers.layer{layer}_conv_point.bias"))
+        arrays.extend(batch_norm(layer))
+    arrays += [get("layers.Beta.weight").T, get("layers.Beta.bias")]
+    return [np.ascontiguousarray(array) for array in arrays]

@@ -30,7 +30,7 @@ import functools
 
 import numpy as np
 
-from classes.compact.model import (
+from classes.compact.architecture import (
     BN_EPSILON,
     KERNEL_SIZE,
     NUM_LAYERS,

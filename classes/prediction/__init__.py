@@ -9,9 +9,10 @@ row of responses per model output. The modules behind it:
   and shared models alike (one function, ``fold_trunk``), and the FLOP count.
 - ``stacked``: many compact models prepared together (``StackedModels``)
   and evaluated by one engine.
-- ``kernel`` (with ``kernel.c``): the compiled C engine (x86-64, AVX-512).
+- ``kernel`` (with ``kernel.c``): the compiled C engine (AVX-512, AVX2 or
+  portable vector code, chosen for the CPU).
 - ``graph``: the TensorFlow engine, one traced graph for models of any sizes.
-- ``shared``: shared compact models on the TensorFlow graph.
+- ``shared``: shared compact models on either engine.
 """
 
 from classes.prediction.api import predict

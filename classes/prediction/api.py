@@ -12,9 +12,9 @@ same within float32 rounding whichever engine runs:
   (:mod:`classes.prediction.folding`), and the models run through the
   compiled C kernel (:mod:`classes.prediction.kernel`) or one traced
   TensorFlow graph (:mod:`classes.prediction.graph`); ``"auto"`` takes the
-  kernel where it can run (:func:`classes.prediction.stacked.resolve_engine`).
-  Shared compact models run on the TensorFlow graph
-  (:mod:`classes.prediction.shared`).
+  kernel where it can run and TensorFlow sees no GPU
+  (:func:`classes.prediction.stacked.resolve_engine`). Shared compact models
+  run on the same engines (:mod:`classes.prediction.shared`).
 
 Example::
 
@@ -136,7 +136,7 @@ def _predict_fast(kind, items, images, engine, data_root, batch_size, show_progr
                                         show_progress=show_progress, timings=timings, engine=engine)
     start = time.perf_counter()
     if kind == "shared":
-        rows = [predict_shared_fast(fold_shared_model(model), images, batch_size, show_progress).T
+        rows = [predict_shared_fast(fold_shared_model(model), images, batch_size, show_progress, engine).T
                 for model in items]
         timings["predict"] += time.perf_counter() - start
         return np.concatenate(rows)

@@ -4,10 +4,10 @@ One graph evaluates a group of folded compact models (8 by default) of any
 sizes on a batch of images (16 by default); oneDNN fuses each convolution
 with its bias and ReLU. It is traced once per group size, with the filter
 counts left unknown, so no model needs its own tracing. It runs wherever
-TensorFlow does; :mod:`classes.prediction.stacked` uses it where the compiled
-kernel (:mod:`classes.prediction.kernel`) cannot run. The separable trunk
-(:func:`trunk_forward`) also serves the shared compact models
-(:mod:`classes.prediction.shared`).
+TensorFlow does; :mod:`classes.prediction.stacked` uses it where TensorFlow
+sees a GPU or the compiled kernel (:mod:`classes.prediction.kernel`) cannot
+run. The separable trunk (:func:`trunk_forward`) also serves the shared
+compact models (:mod:`classes.prediction.shared`).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ __all__ = [
     "SEPARABLE_STRIDES",
     "positive_int",
     "predict_with_graph",
+    "trunk_activities",
     "trunk_forward",
     "trunk_signature",
 ]
@@ -36,8 +37,8 @@ def positive_int(value, name: str) -> int:
     return int(value)
 
 
-def trunk_forward(images, weights, activate=tf.nn.relu):
-    """Layers 0-4 of a folded compact network: ``(n, 28, 28, K4)``.
+def trunk_activities(images, weights, activate=tf.nn.relu) -> list:
+    """The activity of each of layers 0-4 of a folded compact network.
 
     Args:
         images: recentred ``(n, 112, 112, 3)``.
@@ -45,15 +46,23 @@ def trunk_forward(images, weights, activate=tf.nn.relu):
             pointwise, bias of layers 1-4); further arrays are ignored.
         activate: the nonlinearity after each layer (``tf.identity`` for a
             linear network).
+
+    Returns:
+        5 tensors: ``(n, 112, 112, K0)``, ``(n, 56, 56, K1)``, then ``(n, 28, 28, K_i)``.
     """
     kernel0, bias0 = weights[0], weights[1]
-    activity = activate(tf.nn.bias_add(tf.nn.conv2d(images, kernel0, 1, "SAME"), bias0))
+    activities = [activate(tf.nn.bias_add(tf.nn.conv2d(images, kernel0, 1, "SAME"), bias0))]
     for layer, stride in zip(range(1, 5), SEPARABLE_STRIDES, strict=True):
         depthwise, pointwise, bias = weights[3 * layer - 1 : 3 * layer + 2]
         # "SAME" here pads like Keras: 1 before and 2 after for stride 2 on even sides.
-        activity = tf.nn.depthwise_conv2d(activity, depthwise, (1, stride, stride, 1), "SAME")
-        activity = activate(tf.nn.bias_add(tf.nn.conv2d(activity, pointwise, 1, "SAME"), bias))
-    return activity
+        activity = tf.nn.depthwise_conv2d(activities[-1], depthwise, (1, stride, stride, 1), "SAME")
+        activities.append(activate(tf.nn.bias_add(tf.nn.conv2d(activity, pointwise, 1, "SAME"), bias)))
+    return activities
+
+
+def trunk_forward(images, weights, activate=tf.nn.relu):
+    """Layers 0-4 of a folded compact network: ``(n, 28, 28, K4)`` (:func:`trunk_activities`' last)."""
+    return trunk_activities(images, weights, activate)[-1]
 
 
 def trunk_signature() -> list:

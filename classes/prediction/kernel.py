@@ -1,34 +1,31 @@
-"""A compiled kernel for many compact models on many images (AVX-512 CPUs).
+"""A compiled kernel for many compact models on many images, on any CPU.
 
 TensorFlow runs a compact model layer by layer, so layer 0's output
 (``112 x 112 x K0`` floats, ~2.4 MB per image and model) goes out to memory
 and comes back for layer 1; on the 2-core machine this project targets that
 traffic costs about as much as the arithmetic. ``kernel.c`` instead
 computes layer 0 a few rows at a time and feeds layer 1 while the rows are in
-cache (see the comment at its top). It is compiled on first use with the
-system's C compiler (``cc``, or ``$CC``) into a cache folder and loaded with
-ctypes; ctypes releases the GIL, so one thread per core evaluates its own
-(model, image batch) pairs.
+cache (see the comment at its top). It is compiled on first use for the
+best instruction set the CPU has (``avx512``, ``avx2`` or ``portable``; see
+:mod:`classes.runtime.native`, which also caches the library and honours
+``COWLEY2023_KERNEL_ISA``) and loaded with ctypes; ctypes releases the GIL, so
+one thread per core evaluates its own (model, image batch) pairs.
 
-It is used only where it can run: x86-64 with AVX-512F and FMA, a C compiler
-present, compilation succeeded. Otherwise :func:`kernel_unavailable_reason`
-says why and :mod:`classes.prediction.stacked` uses its TensorFlow graph, which
-gives the same responses (both equal the Keras models within float32
-rounding). ``COWLEY2023_FAST_KERNEL=0`` turns the kernel off. The compiled
-library goes to the project's cache (:func:`classes.runtime.paths.default_cache_dir`,
-subfolder ``kernels``), named by a hash of the source and flags;
-``COWLEY2023_KERNEL_CACHE`` puts it elsewhere.
+It serves compact models (one response per image) and shared compact models
+(their trunk is a compact model's; their readout, a 1x1 mixing to 219
+channels and a 28x28 spatial pool per output, runs in the kernel too).
+
+Where it cannot run (no C compiler, a failed compilation, a forced
+instruction set this CPU lacks), :func:`kernel_unavailable_reason` says why
+and :mod:`classes.prediction.stacked` uses its TensorFlow graph, which gives
+the same responses (both equal the Keras models within float32 rounding).
+``COWLEY2023_FAST_KERNEL=0`` turns the kernel off.
 """
 
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import os
-import platform
-import shutil
-import subprocess
-import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -36,129 +33,126 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from classes.prediction.folding import FoldedModel
-from classes.runtime.outputs import write_atomically
-from classes.runtime.paths import default_cache_dir
+from classes.prediction.folding import FoldedModel, FoldedSharedModel
+from classes.runtime.native import NativeUnavailable, chosen_isa, compile_and_load
 
 __all__ = [
+    "LAYER_SIDES",
     "KernelModel",
-    "cpu_supports_kernel",
+    "activity_with_kernel",
+    "checked_positions",
+    "default_threads",
+    "kernel_isa",
     "kernel_unavailable_reason",
     "predict_with_kernel",
-    "default_threads",
     "prepare_kernel_model",
 ]
 
 SOURCE = Path(__file__).with_name("kernel.c")
-COMPILE_FLAGS = ("-O3", "-std=c99", "-mavx512f", "-mfma", "-shared", "-fPIC")
-LANES = 16
+LIBRARY_NAME = "fast_kernel"
+# Side of each layer's square map (layers 0-4), as kernel.c computes them.
+LAYER_SIDES = (112, 56, 28, 28, 28)
 
-_library = None
-_library_error: str | None = None
-_library_lock = threading.Lock()
+# Per instruction set: the loaded library, or why it cannot run (not retried).
+_libraries: dict[str, ctypes.CDLL] = {}
+_failures: dict[str, str] = {}
+_lock = threading.Lock()
 
 
 class _ModelStruct(ctypes.Structure):
     # Mirrors compact_model_t in kernel.c.
     _fields_ = [
         ("channels", ctypes.c_int * 5),
+        ("relu", ctypes.c_int),
+        ("outputs", ctypes.c_int),
         ("kernel0", ctypes.c_void_p),
         ("bias0", ctypes.c_void_p),
         ("depthwise", ctypes.c_void_p * 4),
         ("pointwise", ctypes.c_void_p * 4),
         ("bias", ctypes.c_void_p * 4),
         ("readout", ctypes.c_void_p),
-        ("readout_bias", ctypes.c_float),
+        ("mixing", ctypes.c_void_p),
+        ("pool", ctypes.c_void_p),
+        ("output_bias", ctypes.c_void_p),
     ]
 
 
-def cpu_supports_kernel() -> str | None:
-    """None when this CPU has what the kernel was written for (x86-64, AVX-512F, FMA), else why not."""
-    if platform.machine().lower() not in ("x86_64", "amd64"):
-        return f"the CPU is {platform.machine()}, not x86-64"
+class _SampleStruct(ctypes.Structure):
+    # Mirrors layer_sample_t in kernel.c.
+    _fields_ = [
+        ("positions", ctypes.c_void_p),
+        ("count", ctypes.c_int),
+        ("channels", ctypes.c_int),
+        ("features", ctypes.c_void_p),
+        ("stride", ctypes.c_long),
+    ]
+
+
+def _declare(library: ctypes.CDLL) -> ctypes.CDLL:
+    model = ctypes.POINTER(_ModelStruct)
+    library.compact_activity.argtypes = [
+        model, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(_SampleStruct), ctypes.c_void_p,
+        ctypes.c_long,
+    ]
+    library.compact_activity.restype = None
+    library.kernel_vector_width.restype = ctypes.c_int
+    library.compact_workspace_floats.argtypes = [model]
+    library.compact_workspace_floats.restype = ctypes.c_long
+    library.compact_predict.argtypes = [
+        model, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_long,
+    ]
+    library.compact_predict.restype = None
+    return library
+
+
+def kernel_isa() -> str:
+    """The instruction set the kernel is built for here (:func:`classes.runtime.native.chosen_isa`).
+
+    Raises:
+        NativeUnavailable: ``COWLEY2023_KERNEL_ISA`` names an unknown set or one this CPU lacks.
+    """
+    return chosen_isa()
+
+
+def _load_library(isa: str | None = None) -> ctypes.CDLL:
+    """The kernel compiled for ``isa`` (None: :func:`kernel_isa`), loaded once.
+
+    Raises:
+        NativeUnavailable: it cannot run here; the message says why (a clause).
+    """
+    if os.environ.get("COWLEY2023_FAST_KERNEL", "1") == "0":
+        raise NativeUnavailable("it is turned off (COWLEY2023_FAST_KERNEL=0)")
+    isa = kernel_isa() if isa is None else isa
+    with _lock:
+        if isa in _failures:
+            raise NativeUnavailable(_failures[isa])
+        if isa not in _libraries:
+            try:
+                _libraries[isa] = _declare(compile_and_load(SOURCE, LIBRARY_NAME, isa, contract=True))
+            except NativeUnavailable as error:
+                _failures[isa] = str(error)
+                raise
+    return _libraries[isa]
+
+
+def kernel_unavailable_reason(isa: str | None = None) -> str | None:
+    """None when the compiled kernel can run here (for ``isa``; None: the chosen one), else why not."""
     try:
-        flags = Path("/proc/cpuinfo").read_text().split()
-    except OSError:
-        return "the CPU's instruction sets cannot be read (/proc/cpuinfo)"
-    missing = [flag for flag in ("avx512f", "fma") if flag not in flags]
-    if missing:
-        return f"the CPU lacks {', '.join(missing)}"
+        _load_library(isa)
+    except NativeUnavailable as error:
+        return str(error)
     return None
 
 
-def _cache_folder() -> Path:
-    configured = os.environ.get("COWLEY2023_KERNEL_CACHE")
-    return Path(configured).expanduser() if configured else default_cache_dir() / "kernels"
-
-
-def _compile(compiler: str) -> Path:
-    source = SOURCE.read_bytes()
-    digest = hashlib.sha256(source + " ".join(COMPILE_FLAGS).encode()).hexdigest()[:16]
-    folder = _cache_folder()
+def _library_or_error(isa: str | None = None) -> ctypes.CDLL:
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        folder = Path(tempfile.gettempdir()) / "cowley2023-kernels"
-        folder.mkdir(parents=True, exist_ok=True)
-    library = folder / f"fast_kernel_{digest}.so"
-    if library.exists():
-        return library
-    # Written atomically: a concurrent process never loads half a library.
-    def compile_to(temporary):
-        result = subprocess.run(
-            [compiler, *COMPILE_FLAGS, "-o", str(temporary), str(SOURCE)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"{compiler} failed: {result.stderr.strip()[-500:]}")
-
-    return write_atomically(library, compile_to)
+        return _load_library(isa)
+    except NativeUnavailable as error:
+        raise RuntimeError(f"The compiled kernel cannot run here: {error}.") from None
 
 
-def _load_library():
-    """(the loaded library or None, None or why it cannot run here)."""
-    global _library, _library_error
-    if os.environ.get("COWLEY2023_FAST_KERNEL", "1") == "0":
-        return None, "it is turned off (COWLEY2023_FAST_KERNEL=0)"
-    with _library_lock:
-        if _library is None and _library_error is None:
-            _library, _library_error = _compile_and_load()
-    return _library, _library_error
-
-
-def _compile_and_load():
-    reason = cpu_supports_kernel()
-    if reason is not None:
-        return None, reason
-    compiler = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
-    if compiler is None:
-        return None, "no C compiler (cc, gcc or $CC) was found"
-    try:
-        library = ctypes.CDLL(str(_compile(compiler)))
-    except (OSError, RuntimeError, subprocess.SubprocessError) as error:
-        return None, f"compiling {SOURCE.name} failed ({error})"
-    library.compact_workspace_floats.argtypes = [ctypes.POINTER(ctypes.c_int)]
-    library.compact_workspace_floats.restype = ctypes.c_long
-    library.compact_predict.argtypes = [
-        ctypes.POINTER(_ModelStruct),
-        ctypes.c_void_p,
-        ctypes.c_int,
-        ctypes.c_void_p,
-        ctypes.c_void_p,
-    ]
-    library.compact_predict.restype = None
-    return library, None
-
-
-def kernel_unavailable_reason() -> str | None:
-    """None when the compiled kernel can run here, else why not (a clause)."""
-    return _load_library()[1]
-
-
-def _padded(count: int) -> int:
-    return -(-count // LANES) * LANES
+def _padded(count: int, lanes: int) -> int:
+    return -(-count // lanes) * lanes
 
 
 def _pad(array: np.ndarray, shape: tuple) -> np.ndarray:
@@ -167,54 +161,98 @@ def _pad(array: np.ndarray, shape: tuple) -> np.ndarray:
     return result
 
 
+def _trunk_layout(arrays, counts, lanes: int) -> list[np.ndarray]:
+    """Layers 0-4 padded to ``lanes``: kernel0, bias0, 4 depthwise, 4 pointwise, 4 biases."""
+    padded = [_padded(count, lanes) for count in counts]
+    layout = [_pad(arrays[0].reshape(75, counts[0]), (75, padded[0])), _pad(arrays[1], (padded[0],))]
+    depthwise, pointwise, biases = [], [], []
+    for layer in range(1, 5):
+        kernel, weights, bias = arrays[3 * layer - 1 : 3 * layer + 2]
+        depthwise.append(_pad(kernel.reshape(25, counts[layer - 1]), (25, padded[layer - 1])))
+        pointwise.append(_pad(weights.reshape(counts[layer - 1], counts[layer]), (padded[layer - 1], padded[layer])))
+        biases.append(_pad(bias, (padded[layer],)))
+    return layout + depthwise + pointwise + biases
+
+
+def _shared_readout(arrays, channels: int, lanes: int) -> list[np.ndarray]:
+    """mixing ``(K4p, Op)``, pool ``(784, Op)`` and the output bias of a shared model's readout.
+
+    The mixing bias is folded into the output bias in float64:
+    ``sum_p pool[p, o] * (mixed[p, o] + b[o]) = sum_p pool[p, o] * mixed[p, o] + b[o] * sum_p pool[p, o]``.
+    """
+    mixing, mixing_bias, pool, pool_bias = arrays[14:18]
+    outputs = _padded(mixing.shape[1], lanes)
+    pool = pool.reshape(-1, mixing.shape[1])
+    output_bias = pool_bias.astype(np.float64) + mixing_bias.astype(np.float64) * pool.astype(np.float64).sum(axis=0)
+    return [_pad(mixing, (channels, outputs)), _pad(pool, (pool.shape[0], outputs)), output_bias.astype(np.float32)]
+
+
 class KernelModel:
-    """One folded model laid out for ``kernel.c`` (channels padded to 16).
+    """One folded compact or shared compact model laid out for ``kernel.c``.
 
     Attributes:
         name: the folded model's label.
+        nums_filters: ``(K0, ..., K4)``, unpadded.
+        outputs: responses per image (1, or 219 for a shared model).
+        isa: the instruction set it is laid out (channels padded) for.
         workspace_floats: scratch floats one call needs.
     """
 
-    def __init__(self, folded: FoldedModel, library):
-        counts = folded.nums_filters
-        padded = [_padded(count) for count in counts]
+    def __init__(self, folded: FoldedModel | FoldedSharedModel, isa: str, library: ctypes.CDLL):
+        lanes = int(library.kernel_vector_width())
         arrays = folded.arrays
-        kernel0 = _pad(arrays[0].reshape(75, counts[0]), (75, padded[0]))
-        keep = [kernel0, _pad(arrays[1], (padded[0],))]
-        depthwise, pointwise, biases = [], [], []
-        for layer in range(1, 5):
-            kernel, weights, bias = arrays[3 * layer - 1 : 3 * layer + 2]
-            depthwise.append(_pad(kernel.reshape(25, counts[layer - 1]), (25, padded[layer - 1])))
-            pointwise.append(
-                _pad(weights.reshape(counts[layer - 1], counts[layer]), (padded[layer - 1], padded[layer]))
-            )
-            biases.append(_pad(bias, (padded[layer],)))
-        readout = _pad(arrays[14], (28, 28, padded[4]))
-        self._arrays = keep + depthwise + pointwise + biases + [readout]
-        self.name = folded.name
+        shared = isinstance(folded, FoldedSharedModel)
+        counts = [array.shape[-1] for array in (arrays[1], arrays[4], arrays[7], arrays[10], arrays[13])]
+        trunk = _trunk_layout(arrays, counts, lanes)
+        channels = [trunk[1].shape[0]] + [bias.shape[0] for bias in trunk[10:14]]
+        if shared:
+            readout = None
+            mixing, pool, output_bias = _shared_readout(arrays, channels[4], lanes)
+            self.outputs = int(arrays[15].shape[0])
+        else:
+            readout = _pad(arrays[14], (28, 28, channels[4]))
+            mixing = pool = None
+            output_bias = np.asarray(arrays[15], np.float32).reshape(1)
+            self.outputs = 1
+        self.nums_filters = tuple(int(count) for count in counts)
+        self._arrays = [*trunk, readout, mixing, pool, output_bias]  # kept alive for the pointers
+        self.name, self.isa, self._library = folded.name, isa, library
+
+        def address(array):
+            return None if array is None else array.ctypes.data
+
         self.struct = _ModelStruct(
-            (ctypes.c_int * 5)(*padded),
-            kernel0.ctypes.data,
-            keep[1].ctypes.data,
-            (ctypes.c_void_p * 4)(*[array.ctypes.data for array in depthwise]),
-            (ctypes.c_void_p * 4)(*[array.ctypes.data for array in pointwise]),
-            (ctypes.c_void_p * 4)(*[array.ctypes.data for array in biases]),
-            readout.ctypes.data,
-            float(arrays[15][0]),
+            (ctypes.c_int * 5)(*channels), int(folded.relu) if shared else 1, self.outputs,
+            address(trunk[0]), address(trunk[1]),
+            *[(ctypes.c_void_p * 4)(*[address(array) for array in trunk[start : start + 4]]) for start in (2, 6, 10)],
+            address(readout), address(mixing), address(pool), address(output_bias),
         )
-        self.workspace_floats = int(library.compact_workspace_floats(self.struct.channels))
+        self.workspace_floats = int(library.compact_workspace_floats(ctypes.byref(self.struct)))
+
+    def predict(self, images: np.ndarray, workspace: np.ndarray, responses: np.ndarray) -> None:
+        """Writes the responses to ``images`` into the view ``responses`` ``(outputs, len(images))``."""
+        self._library.compact_predict(
+            ctypes.byref(self.struct), images.ctypes.data, len(images), workspace.ctypes.data,
+            responses.ctypes.data, responses.strides[0] // responses.itemsize,
+        )
 
 
-def _library_or_error():
-    library, reason = _load_library()
-    if library is None:
-        raise RuntimeError(f"The compiled kernel cannot run here: {reason}.")
-    return library
+    def activity(self, images: np.ndarray, workspace: np.ndarray, samples, responses: np.ndarray) -> None:
+        """:meth:`predict`, and each layer's activity at the positions of ``samples`` (5 ``_SampleStruct``)."""
+        self._library.compact_activity(
+            ctypes.byref(self.struct), images.ctypes.data, len(images), workspace.ctypes.data, samples,
+            responses.ctypes.data, responses.strides[0] // responses.itemsize,
+        )
 
 
-def prepare_kernel_model(folded: FoldedModel) -> KernelModel:
-    """:class:`KernelModel` of a folded model; RuntimeError if the kernel cannot run here."""
-    return KernelModel(folded, _library_or_error())
+def prepare_kernel_model(folded: FoldedModel | FoldedSharedModel, isa: str | None = None) -> KernelModel:
+    """:class:`KernelModel` of a folded model for ``isa`` (None: :func:`kernel_isa`).
+
+    Raises:
+        RuntimeError: the kernel cannot run here (the message says why).
+    """
+    library = _library_or_error(isa)
+    return KernelModel(folded, kernel_isa() if isa is None else isa, library)
 
 
 def default_threads() -> int:
@@ -242,12 +280,17 @@ def predict_with_kernel(
         show_progress: tqdm bar over models.
 
     Returns:
-        float32 ``(num_models, num_images)``.
+        float32 ``(num_rows, num_images)``: each model's outputs (one row for
+        a compact model, 219 for a shared one), in order.
+
+    Raises:
+        RuntimeError: the kernel cannot run here (the message says why).
     """
-    library = _library_or_error()
+    _library_or_error()
     images = np.ascontiguousarray(images, dtype=np.float32)
     num_images = images.shape[0]
-    responses = np.zeros((len(models), num_images), dtype=np.float32)
+    starts = np.cumsum([0] + [model.outputs for model in models])
+    responses = np.zeros((starts[-1], num_images), dtype=np.float32)
     # Model by model: the threads share one model's weights in cache, and the
     # bar counts models.
     jobs = [
@@ -263,11 +306,8 @@ def predict_with_kernel(
         workspace = getattr(local, "workspace", None)
         if workspace is None or workspace.size < model.workspace_floats:
             workspace = local.workspace = np.empty(model.workspace_floats, dtype=np.float32)
-        # A row slice of the C-ordered result is contiguous: the kernel writes into it.
-        library.compact_predict(
-            ctypes.byref(model.struct), images[start:stop].ctypes.data, stop - start,
-            workspace.ctypes.data, responses[index, start:stop].ctypes.data,
-        )
+        # Rows of the C-ordered result, strided by num_images: the kernel writes into them.
+        model.predict(images[start:stop], workspace, responses[starts[index] : starts[index + 1], start:stop])
         return stop
 
     with (
@@ -275,5 +315,81 @@ def predict_with_kernel(
         tqdm(total=len(models), desc="fast predict", unit="model", disable=not show_progress) as progress,
     ):
         for stop in pool.map(run, jobs):
-            progress.update(int(stop == num_images))
+            # Only finished models move the bar: tqdm redraws on every update
+            # call, even update(0), which printed "0/33" once per job in a log.
+            if stop == num_images:
+                progress.update(1)
     return responses
+
+
+def checked_positions(positions) -> list[np.ndarray | None]:
+    """Per layer, int64 flat positions (increasing, inside the map) or None.
+
+    Raises:
+        ValueError: not 5 entries, or positions unsorted, repeated or outside the map.
+    """
+    if len(positions) != len(LAYER_SIDES):
+        raise ValueError(f"positions must hold one entry per layer ({len(LAYER_SIDES)}); got {len(positions)}.")
+    checked = []
+    for layer, (chosen, side) in enumerate(zip(positions, LAYER_SIDES, strict=True)):
+        if chosen is None:
+            checked.append(None)
+            continue
+        chosen = np.ascontiguousarray(chosen, dtype=np.int64).reshape(-1)
+        if chosen.size == 0 or chosen[0] < 0 or chosen[-1] >= side * side or np.any(np.diff(chosen) <= 0):
+            raise ValueError(
+                f"positions of layer {layer} must be increasing flat indices into its {side}x{side} map."
+            )
+        checked.append(chosen)
+    return checked
+
+
+def activity_with_kernel(
+    model: KernelModel, images: np.ndarray, positions, images_per_job: int = 16, threads: int | None = None,
+) -> tuple[list[np.ndarray | None], np.ndarray]:
+    """One model's responses and its layers' activity at chosen positions, through ``kernel.c``.
+
+    Layer 0's map is never held whole: its positions are copied out as each
+    row is computed. Threads take ``images_per_job`` images at a time.
+
+    Args:
+        model: from :func:`prepare_kernel_model`.
+        images: checked, recentred float32 ``(num_images, 112, 112, 3)``.
+        positions: 5 entries, per layer (sides :data:`LAYER_SIDES`) increasing
+            flat indices ``row * side + column``, or None to skip the layer.
+        images_per_job: images one thread takes at a time.
+        threads: worker threads; None uses every CPU this process may use.
+
+    Returns:
+        ``(features, responses)``: per layer float32 ``(num_images, P * K)``
+        (position-major, then filter; None for a skipped layer) and float32
+        ``(outputs, num_images)``.
+
+    Raises:
+        ValueError: bad positions.
+        RuntimeError: the kernel cannot run here (the message says why).
+    """
+    _library_or_error(model.isa)
+    positions = checked_positions(positions)
+    images = np.ascontiguousarray(images, dtype=np.float32)
+    num_images = images.shape[0]
+    features = [None if chosen is None else np.empty((num_images, chosen.size * count), np.float32)
+                for chosen, count in zip(positions, model.nums_filters, strict=True)]
+    responses = np.zeros((model.outputs, num_images), dtype=np.float32)
+    local = threading.local()
+
+    def run(start):
+        stop = min(start + images_per_job, num_images)
+        samples = (_SampleStruct * len(positions))()
+        for sample, chosen, count, array in zip(samples, positions, model.nums_filters, features, strict=True):
+            if chosen is not None:
+                sample.positions, sample.count, sample.channels = chosen.ctypes.data, chosen.size, count
+                sample.features, sample.stride = array[start].ctypes.data, array.shape[1]
+        workspace = getattr(local, "workspace", None)
+        if workspace is None or workspace.size < model.workspace_floats:
+            workspace = local.workspace = np.empty(model.workspace_floats, dtype=np.float32)
+        model.activity(images[start:stop], workspace, samples, responses[:, start:stop])
+
+    with ThreadPoolExecutor(max_workers=threads or default_threads()) as pool:
+        list(pool.map(run, range(0, num_images, images_per_job)))
+    return features, responses

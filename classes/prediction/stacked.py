@@ -9,20 +9,21 @@ folded models with one of two engines that give the same responses (both
 equal the Keras models within float32 rounding):
 
 - ``"kernel"`` (:mod:`classes.prediction.kernel`): a small C kernel, compiled on
-  first use, that runs one model on one image at a time with layer 0 and
-  layer 1 fused in cache, one thread per core. Layer 0's output
+  first use for the CPU's instruction set (AVX-512, AVX2, or portable vector
+  code for any other CPU), that runs one model on one image at a time with
+  layer 0 and layer 1 fused in cache, one thread per core. Layer 0's output
   (``112 x 112 x K0``) never goes out to memory; on the 2-core machine this
   project targets, writing it and reading it back was what held the
-  TensorFlow engine below half of the matmul rate. Needs x86-64 with
-  AVX-512 and a C compiler.
+  TensorFlow engine below half of the matmul rate. Needs a C compiler.
 - ``"tensorflow"`` (:mod:`classes.prediction.graph`): one traced TensorFlow graph
   evaluates a group of models (8 by default) of any sizes on a batch of
   images (16 by default); oneDNN fuses each convolution with its bias and
-  ReLU. Runs anywhere.
+  ReLU. Runs anywhere, and on a GPU when TensorFlow sees one.
 
-``engine="auto"`` (the default) takes the kernel where it can run and says
-nothing otherwise; :func:`classes.prediction.kernel.kernel_unavailable_reason`
-tells why it cannot. Choices measured on the 2-core CPU are in
+``engine="auto"`` (the default) takes TensorFlow where TensorFlow sees a
+GPU, else the kernel where it can run, and says nothing about its choice;
+:func:`classes.prediction.kernel.kernel_unavailable_reason` tells why the
+kernel cannot run. Choices measured on the 2-core CPU are in
 ``benchmarks/README.md``: for the TensorFlow engine, stacking several
 models' layer 0 into one wide convolution was slower than one convolution
 per model, 16 images per call balanced call overhead against cache misses,
@@ -58,6 +59,7 @@ from classes.prediction.folding import (
 )
 from classes.prediction.graph import positive_int, predict_with_graph
 from classes.prediction.kernel import (
+    kernel_isa,
     kernel_unavailable_reason,
     predict_with_kernel,
     prepare_kernel_model,
@@ -74,6 +76,7 @@ __all__ = [
     "predict_stacked",
     "resolve_engine",
     "stack_compact_models",
+    "tensorflow_sees_a_gpu",
 ]
 
 DEFAULT_BATCH_SIZE = 16
@@ -98,17 +101,20 @@ class StackedModels:
         """The models as ``engine`` ("kernel" or "tensorflow") reads them.
 
         Returns:
-            "kernel": a list of :class:`classes.prediction.kernel.KernelModel`;
+            "kernel": a list of :class:`classes.prediction.kernel.KernelModel`
+            for the instruction set chosen now (:func:`classes.prediction.kernel.kernel_isa`);
             "tensorflow": per model, its folded arrays as TensorFlow constants.
         """
-        if engine not in self._layouts:
+        # Channels are padded to the instruction set's vector width: one layout per set.
+        key = f"kernel-{kernel_isa()}" if engine == "kernel" else engine
+        if key not in self._layouts:
             if engine == "kernel":
-                self._layouts[engine] = [prepare_kernel_model(model) for model in self.models]
+                self._layouts[key] = [prepare_kernel_model(model) for model in self.models]
             else:
-                self._layouts[engine] = tuple(
+                self._layouts[key] = tuple(
                     tuple(tf.constant(array) for array in model.arrays) for model in self.models
                 )
-        return self._layouts[engine]
+        return self._layouts[key]
 
     @property
     def num_models(self) -> int:
@@ -167,12 +173,17 @@ def stack_compact_models(models_or_weight_lists, names=None) -> StackedModels:
     )
 
 
+def tensorflow_sees_a_gpu() -> bool:
+    """Whether TensorFlow lists a GPU (then ``"auto"`` runs the TensorFlow engine there)."""
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
 def resolve_engine(engine: str) -> str:
     """The engine that ``engine`` means here: ``"kernel"`` or ``"tensorflow"``.
 
     Args:
-        engine: one of :data:`ENGINES`; ``"auto"`` takes the kernel where it
-            can run.
+        engine: one of :data:`ENGINES`; ``"auto"`` takes TensorFlow where
+            TensorFlow sees a GPU, else the kernel where it can run.
 
     Raises:
         ValueError: an unknown engine, or ``"kernel"`` where the kernel
@@ -180,8 +191,8 @@ def resolve_engine(engine: str) -> str:
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}.")
-    if engine == "tensorflow":
-        return engine
+    if engine == "tensorflow" or (engine == "auto" and tensorflow_sees_a_gpu()):
+        return "tensorflow"
     reason = kernel_unavailable_reason()
     if reason is None:
         return "kernel"

@@ -35,7 +35,7 @@ def format_comparison_table(rows: list[dict]) -> str:
     """Renders comparison rows as a fixed-width text table."""
     header = ("quantity", "published", "reproduced", "status")
     cells = [header] + [
-        tuple(_format_table_cell(row[key]) for key in header) for row in rows
+        tuple(format_cell(row[key]) for key in header) for row in rows
     ]
     widths = [max(len(line[column]) for line in cells) for column in range(len(header))]
     lines = []
@@ -48,7 +48,8 @@ def format_comparison_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _format_table_cell(value) -> str:
+def format_cell(value) -> str:
+    """A value as the table shows it: ``-`` for None, ``n/a`` for NaN, floats to 4 significant digits."""
     if value is None:
         return "-"
     if isinstance(value, (float, np.floating)):

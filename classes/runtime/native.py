@@ -13,6 +13,11 @@ Instruction sets, best first: ``avx512`` (x86-64 with AVX-512F and FMA),
 extensions lowered to what the target has, e.g. NEON on aarch64).
 ``COWLEY2023_KERNEL_ISA=avx512|avx2|portable`` forces one (for tests and
 benchmarks); forcing one this CPU lacks is an error that says so.
+
+Compiled as ISO C99, GCC does not fuse ``a * b + c`` on vector extensions
+into FMA instructions (``-ffp-contract=off`` is its default in ISO modes);
+``contract=True`` asks for ``-ffp-contract=fast``, which the inference kernel
+(``classes/prediction/kernel.c``) is written for.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ __all__ = ["ISAS", "NativeUnavailable", "available_isas", "chosen_isa", "compile
 
 ISAS = ("avx512", "avx2", "portable")
 ISA_VARIABLE = "COWLEY2023_KERNEL_ISA"
+HEADER = Path(__file__).with_name("vectors.h")  # vector types every kernel includes
 _ISA_FLAGS = {
     "avx512": ("-mavx512f", "-mfma", "-DVEC=16"),
     "avx2": ("-mavx2", "-mfma", "-DVEC=8"),
@@ -92,7 +98,15 @@ def _cache_folder() -> Path:
 
 
 def _build(compiler: str, source: Path, flags: tuple, name: str) -> Path:
-    digest = hashlib.sha256(source.read_bytes() + " ".join(flags).encode()).hexdigest()[:16]
+    """The cached library of ``source`` built with ``flags`` (built now if missing).
+
+    Raises:
+        NativeUnavailable: the compiler failed (its last lines of output say why).
+    """
+    # The shared header and the headers beside the source (the kernel's parts) are part of the
+    # library: an edit to any of them must rebuild it.
+    parts = [source, HEADER, *sorted(source.parent.glob("*.h"))]
+    digest = hashlib.sha256(b"".join(part.read_bytes() for part in parts) + " ".join(flags).encode()).hexdigest()[:16]
     library = _cache_folder() / f"{name}_{digest}.so"
     if library.exists():
         return library
@@ -107,7 +121,9 @@ def _build(compiler: str, source: Path, flags: tuple, name: str) -> Path:
     return write_atomically(library, compile_to)
 
 
-def compile_and_load(source: Path, name: str, isa: str | None = None, openmp: bool = False) -> ctypes.CDLL:
+def compile_and_load(
+    source: Path, name: str, isa: str | None = None, openmp: bool = False, contract: bool = False
+) -> ctypes.CDLL:
     """Compiles ``source`` for ``isa`` (once; cached) and loads it.
 
     Args:
@@ -116,6 +132,8 @@ def compile_and_load(source: Path, name: str, isa: str | None = None, openmp: bo
         isa: one of :data:`ISAS`; None for :func:`chosen_isa`.
         openmp: compile with ``-fopenmp`` where the compiler supports it
             (without it the same source runs on one thread).
+        contract: compile with ``-ffp-contract=fast``, so that multiply-adds
+            become fused (FMA) instructions where the instruction set has them.
 
     Returns:
         The loaded library.
@@ -130,7 +148,7 @@ def compile_and_load(source: Path, name: str, isa: str | None = None, openmp: bo
     compiler = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
     if compiler is None:
         raise NativeUnavailable("no C compiler (cc, gcc or $CC) was found")
-    flags = _BASE_FLAGS + _ISA_FLAGS[isa]
+    flags = _BASE_FLAGS + ("-I", str(HEADER.parent)) + _ISA_FLAGS[isa] + (("-ffp-contract=fast",) if contract else ())
     try:
         if openmp:
             try:
@@ -138,5 +156,5 @@ def compile_and_load(source: Path, name: str, isa: str | None = None, openmp: bo
             except NativeUnavailable:
                 pass  # e.g. a compiler without OpenMP: one thread instead
         return ctypes.CDLL(str(_build(compiler, source, flags, f"{name}_{isa}")))
-    except (OSError, subprocess.SubprocessError) as error:
-        raise NativeUnavailable(f"compiling {source.name} failed ({error})") from None
+    except (NativeUnavailable, OSError, subprocess.SubprocessError) as error:
+        raise NativeUnavailable(f"compiling {source.name} for {isa} failed ({error})") from None
