@@ -3,11 +3,11 @@
 A training loop that may be interrupted keeps, in one folder, the files it
 needs to continue (weights, optimizer state) and a ``state.json`` that says
 how far it got and which files hold that point. The one way this project
-does it (:func:`classes.training.distillation.distill` and
+does it (:func:`classes.training.stream_distillation.train_on_stream` and
 :func:`classes.ensemble.training.train_member`):
 
 - each file is written atomically under a name that changes with progress
-  (e.g. ``checkpoint_chunk0003.keras``), and the state is written after the
+  (e.g. ``trainer_chunk0003.npz``), and the state is written after the
   files it names, so a crash at any moment leaves the previous state and
   its files, a consistent pair;
 - the run's files that the new state no longer names are removed only after

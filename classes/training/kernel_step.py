@@ -5,7 +5,7 @@ responses, the mean squared error, the gradient of every trainable weight
 and the batch statistics of every BatchNormalization, in training mode, as
 Keras does for ``model.train_on_batch`` (SPEC section 2: BN epsilon 1e-3,
 batch statistics with the biased variance). The optimizer step lives in
-:mod:`classes.training.kernel_trainer`.
+:class:`classes.training.trainers.KernelTrainer`.
 
 The C file runs the step in phases (see its top comment); between them this
 module turns batch sums into BatchNormalization coefficients. Layer 0 is
@@ -25,7 +25,7 @@ where G = sum of patch dy^T is what the kernel's backward pass accumulates
 and dy is the loss gradient at layer 0's BatchNormalization output. The
 gradient of layer 0's convolution bias is exactly 0 (the batch mean removes
 it). :func:`patch_moments` assembles S and C from the lag sums the kernel
-computes (:func:`patch_moments_reference` is the direct definition, for tests).
+computes (:mod:`classes.training.patch_moments`).
 """
 
 from __future__ import annotations
@@ -37,10 +37,10 @@ import numpy as np
 
 from classes.compact.model import BN_EPSILON, NUM_LAYERS, WEIGHTS_PER_MODEL
 from classes.runtime.native import compile_and_load
+from classes.training.patch_moments import patch_moments
 
 SOURCE = Path(__file__).with_name("train_kernel.c")
 SIDES = (112, 56, 28, 28, 28)
-_BORDER_EXCLUDED = {0: (2, 3), 1: (3,), 2: (), 3: (0,), 4: (0, 1)}  # border indices left out, per kernel offset
 _library_cache: dict[str | None, ctypes.CDLL] = {}
 
 
@@ -58,13 +58,14 @@ class NetworkStruct(ctypes.Structure):
         ("bias", ctypes.c_void_p * 4),
         ("readout", ctypes.c_void_p),
         ("readout_bias", ctypes.c_float),
+        ("threads", ctypes.c_int),
     ]
 
 
 def load_training_library(isa: str | None = None) -> ctypes.CDLL:
     """The compiled training kernel (built on first use); NativeUnavailable says why it cannot run."""
     if isa not in _library_cache:
-        library = compile_and_load(SOURCE, "train_kernel", isa=isa, openmp=True)
+        library = compile_and_load(SOURCE, "train_kernel", isa=isa, openmp=True, contract=True)
         pointer, size = ctypes.c_void_p, ctypes.c_long
         library.train_first_work_floats.restype = size
         library.train_backward_first_work_floats.restype = size
@@ -79,56 +80,6 @@ def load_training_library(isa: str | None = None) -> ctypes.CDLL:
 def pointer(array: np.ndarray) -> int:
     """The address of a C-contiguous array's data, for ctypes."""
     return array.ctypes.data
-
-
-def patch_moments_reference(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """S (75,) and C (75, 75) by their definition (im2col, float64); for tests."""
-    padded = np.pad(np.asarray(images, np.float64), ((0, 0), (2, 2), (2, 2), (0, 0)))
-    patches = np.stack([padded[:, ky:ky + 112, kx:kx + 112, :] for ky in range(5) for kx in range(5)], axis=3)
-    patches = patches.reshape(-1, 75)
-    return patches.sum(axis=0), patches.T @ patches
-
-
-def _exclusion_weights() -> np.ndarray:
-    """(5, 4): 1 where border row/column i (of 0, 1, 110, 111) lies outside kernel offset k's window."""
-    weights = np.zeros((5, 4))
-    for offset, excluded in _BORDER_EXCLUDED.items():
-        weights[offset, list(excluded)] = 1.0
-    return weights
-
-
-def patch_moments(lag_sums: np.ndarray, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """S (75,) and C (75, 75) of a batch from the kernel's lag sums.
-
-    Args:
-        lag_sums: float64 from ``train_patch_lag_sums``: totals (9 channel
-            pairs x 9 x 9 lags), then border rows, border columns and
-            corners (4, 4 and 16 blocks of the same shape).
-        images: the batch, recentred ``(B, 112, 112, 3)``.
-    """
-    block = 9 * 81
-    totals = lag_sums[:block].reshape(3, 3, 9, 9)
-    rows = lag_sums[block:5 * block].reshape(4, 3, 3, 9, 9)
-    columns = lag_sums[5 * block:9 * block].reshape(4, 3, 3, 9, 9)
-    corners = lag_sums[9 * block:].reshape(4, 4, 3, 3, 9, 9)
-    weights = _exclusion_weights()
-    ky, kx, ky2, kx2 = np.meshgrid(*[np.arange(5)] * 4, indexing="ij")
-    lag_y, lag_x = ky2 - ky + 4, kx2 - kx + 4
-    moment = (totals[:, :, lag_y, lag_x]
-              - np.einsum("abcdi,ipqabcd->pqabcd", weights[ky], rows[:, :, :, lag_y, lag_x])
-              - np.einsum("abcdj,jpqabcd->pqabcd", weights[kx], columns[:, :, :, lag_y, lag_x])
-              + np.einsum("abcdi,abcdj,ijpqabcd->pqabcd", weights[ky], weights[kx], corners[:, :, :, :, lag_y, lag_x]))
-    second = moment.transpose(2, 3, 0, 4, 5, 1).reshape(75, 75)
-    sums = np.asarray(images, np.float64).sum(axis=0)  # (112, 112, 3)
-    border = [0, 1, 110, 111]
-    row_sums, column_sums = sums[border].sum(axis=1), sums[:, border].sum(axis=0)  # (4, 3)
-    corner_sums = sums[np.ix_(border, border)]  # (4, 4, 3)
-    first = np.empty((5, 5, 3))
-    for y in range(5):
-        for x in range(5):
-            first[y, x] = (sums.sum(axis=(0, 1)) - weights[y] @ row_sums - weights[x] @ column_sums
-                           + np.einsum("i,j,ijc->c", weights[y], weights[x], corner_sums))
-    return first.reshape(75), second
 
 
 def trainable_indices() -> list[int]:
@@ -159,6 +110,9 @@ def _pad_to(array: np.ndarray, shape: tuple) -> np.ndarray:
 class KernelStep:
     """Loss, gradients and batch statistics of one training step (see the module docstring).
 
+    ``KernelStep.library_check()`` raises NativeUnavailable (with the reason)
+    where the compiled kernel cannot run.
+
     Args:
         nums_filters: ``[K0..K4]`` of the student.
         batch_size: the largest batch a step will get (buffers are sized for it).
@@ -166,15 +120,21 @@ class KernelStep:
         threads: OpenMP threads; None leaves the default (every core).
     """
 
+    @staticmethod
+    def library_check(isa: str | None = None) -> None:
+        """Builds or loads the kernel; NativeUnavailable says why it cannot run here."""
+        load_training_library(isa)
+
     def __init__(self, nums_filters, batch_size: int, isa: str | None = None, threads: int | None = None):
         self.library = load_training_library(isa)
-        if threads is not None:
-            self.library.train_set_threads(int(threads))
         self.width = int(self.library.train_vector_width())
         self.counts = [int(count) for count in nums_filters]
         self.channels = [_padded_count(count, self.width) for count in self.counts]
         self.batch_size = int(batch_size)
-        self.threads = int(self.library.train_threads())
+        # This step's own thread count (every phase gets it): results do not depend on it.
+        self.threads = int(threads) if threads is not None else int(self.library.train_threads())
+        if self.threads < 1:
+            raise ValueError(f"threads must be a positive integer; got {threads!r}.")
         self._allocate()
 
     def _allocate(self) -> None:
@@ -191,15 +151,17 @@ class KernelStep:
         self.per_thread = int(max(work))
         self.work = np.zeros(self.threads * self.per_thread, np.float32)
         self.lag_count = int(library.train_lag_sum_count())
-        self.thread_sums = np.zeros(self.threads * max(self.lag_count, 2 * max(channels)), np.float64)
+        # Per-image sums and gradients, reduced in image order by the kernel (deterministic).
+        self.image_sums = np.zeros(batch * max(self.lag_count, 2 * max(channels)), np.float64)
         largest = max(max(channels) ** 2 + max(channels) + 25 * max(channels), 75 * channels[0] + 25 * channels[0],
                       planes[4] * channels[4])
-        self.thread_grads = np.zeros(self.threads * largest, np.float32)
+        self.image_grads = np.zeros(batch * largest, np.float32)
         self.outputs = np.zeros(batch, np.float32)
         self.scale = [np.zeros(channel, np.float32) for channel in channels]
         self.shift = [np.zeros(channel, np.float32) for channel in channels]
         self.struct = NetworkStruct()
         self.struct.channels = counts
+        self.struct.threads = self.threads
 
     def load_weights(self, weights) -> None:
         """Takes the student's 36 ``get_weights()`` arrays (Keras order) for the next steps."""
@@ -256,7 +218,7 @@ class KernelStep:
         batch = len(images)
         lag_sums = np.zeros(self.lag_count, np.float64)
         self._call("train_patch_lag_sums", images, batch, lag_sums, self.work, ctypes.c_long(self.per_thread),
-                   self.thread_sums)
+                   self.image_sums, self.threads)
         first, second = patch_moments(lag_sums, images)
         kernel = self.weights[0].reshape(75, -1).astype(np.float64)
         count = batch * SIDES[0] ** 2
@@ -280,7 +242,7 @@ class KernelStep:
         statistics = {0: (layer0["mean_q"] + self.weights[1], layer0["variance"])}
         sums = np.zeros(2 * max(self.channels), np.float64)
         self._call("train_forward_first", ctypes.byref(self.struct), images, batch, self.d[1], self.z[1], sums,
-                   self.work, ctypes.c_long(self.per_thread), self.thread_sums)
+                   self.work, ctypes.c_long(self.per_thread), self.image_sums)
         for layer in range(1, 5):
             count = batch * SIDES[layer] ** 2
             mean, variance = self._statistics(sums, layer, count)
@@ -290,7 +252,7 @@ class KernelStep:
                 sums = np.zeros(2 * max(self.channels), np.float64)
                 self._call("train_forward_separable", ctypes.byref(self.struct), layer + 1, batch, self.z[layer],
                            self.d[layer + 1], self.z[layer + 1], sums, self.work, ctypes.c_long(self.per_thread),
-                           self.thread_sums)
+                           self.image_sums)
         self._call("train_forward_readout", ctypes.byref(self.struct), batch, self.z[4], self.outputs)
         return {"outputs": self.outputs[:batch].copy(), "statistics": statistics, "layer0": layer0}
 
@@ -327,8 +289,8 @@ class KernelStep:
         previous_dy = self.dy[layer - 1] if layer >= 2 else None
         self._call("train_backward_separable", ctypes.byref(self.struct), layer, batch, self.dy[layer],
                    self.z[layer], norm["u"], norm["w"], self.d[layer], previous_z, pointwise, bias, depthwise,
-                   self.dd1, previous_dy, below, self.work, ctypes.c_long(self.per_thread), self.thread_sums,
-                   self.thread_grads)
+                   self.dd1, previous_dy, below, self.work, ctypes.c_long(self.per_thread), self.image_sums,
+                   self.image_grads)
         offset = 6 + 7 * (layer - 1)
         gradients[offset + 1] = pointwise[:counts[layer - 1], :counts[layer]].reshape(1, 1, counts[layer - 1], -1)
         gradients[offset + 2] = bias[:counts[layer]]
@@ -343,7 +305,7 @@ class KernelStep:
         depthwise = np.zeros((25, channels[0]), np.float32)
         sums = np.zeros(2 * max(channels), np.float64)
         self._call("train_backward_first", ctypes.byref(self.struct), images, batch, self.dd1, moments, depthwise,
-                   sums, self.work, ctypes.c_long(self.per_thread), self.thread_sums, self.thread_grads)
+                   sums, self.work, ctypes.c_long(self.per_thread), self.image_sums, self.image_grads)
         gradients[6] = depthwise[:, :counts[0]].reshape(5, 5, -1, 1)
         layer0 = forward["layer0"]
         norm = self._batch_norm_backward(0, sums, layer0["mean_q"], layer0["variance"], layer0["count"])
@@ -362,7 +324,7 @@ class KernelStep:
         readout = np.zeros((784, channels[4]), np.float32)
         sums = np.zeros(2 * max(channels), np.float64)
         self._call("train_backward_readout", ctypes.byref(self.struct), batch, self.z[4], d_outputs, readout,
-                   self.dy[4], sums, self.work, ctypes.c_long(self.per_thread), self.thread_sums, self.thread_grads)
+                   self.dy[4], sums, self.work, ctypes.c_long(self.per_thread), self.image_sums, self.image_grads)
         gradients = {34: readout[:, :self.counts[4]].reshape(-1, 1), 35: np.array([d_outputs.sum()])}
         for layer in range(4, 0, -1):
             sums = self._separable_backward(layer, batch, sums, forward["statistics"], gradients)

@@ -74,6 +74,20 @@ class PruningResult:
     def nums_filters(self) -> list[int]:
         return [len(indices) for indices in self.kept]
 
+    def to_json(self) -> dict:
+        """``nums_filters``, ``kept`` and per layer its details, as JSON-ready values.
+
+        A layer's ``order`` is written as ``order_weakest_first``.
+        """
+        layers = []
+        for details in self.details:
+            layer = {key: value for key, value in details.items() if key not in ("order", "scores")}
+            layer["order_weakest_first"] = np.asarray(details["order"]).tolist()
+            layer["scores"] = np.asarray(details["scores"]).tolist()
+            layers.append(layer)
+        return {"nums_filters": self.nums_filters, "kept": [np.asarray(indices).tolist() for indices in self.kept],
+                "layers": layers}
+
 
 def squared_correlation(first, second) -> float:
     """Squared Pearson correlation of two vectors; 0 when either is constant."""

@@ -22,21 +22,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from classes.compact.architecture import LAYER0_ARRAYS, SEPARABLE_ARRAYS, first_weight_index
 from classes.compact.model import (
     NUM_LAYERS,
     OUTPUT_SIZE,
-    build_compact_model,
+    model_from_weights,
     nums_filters_from_weights,
 )
 from classes.runtime.quiet_tensorflow import keras
-
-_LAYER0_ARRAYS = 6  # kernel, bias, gamma, beta, moving mean, moving variance
-_SEPARABLE_ARRAYS = 7  # depthwise, pointwise, bias, gamma, beta, moving mean, moving variance
-
-
-def _first_index(layer: int) -> int:
-    """Position of a layer's first array in the ``get_weights()`` list."""
-    return 0 if layer == 0 else _LAYER0_ARRAYS + _SEPARABLE_ARRAYS * (layer - 1)
 
 
 def check_kept(kept, nums_filters) -> list[np.ndarray]:
@@ -87,14 +80,14 @@ def prune_weights(weights, kept) -> list[np.ndarray]:
     """
     counts = nums_filters_from_weights(weights)
     kept = check_kept(kept, counts)
-    pruned = [weights[0][..., kept[0]]] + [array[kept[0]] for array in weights[1:_LAYER0_ARRAYS]]
+    pruned = [weights[0][..., kept[0]]] + [array[kept[0]] for array in weights[1:LAYER0_ARRAYS]]
     for layer in range(1, NUM_LAYERS):
-        first = _first_index(layer)
+        first = first_weight_index(layer)
         inputs, outputs = kept[layer - 1], kept[layer]
         depthwise, pointwise = weights[first], weights[first + 1]
         pruned.append(depthwise[:, :, inputs, :])
         pruned.append(pointwise[:, :, inputs, :][..., outputs])
-        pruned.extend(array[outputs] for array in weights[first + 2:first + _SEPARABLE_ARRAYS])
+        pruned.extend(array[outputs] for array in weights[first + 2:first + SEPARABLE_ARRAYS])
     readout, readout_bias = weights[-2], weights[-1]
     maps = readout.reshape(OUTPUT_SIZE, OUTPUT_SIZE, counts[-1])
     pruned.append(maps[..., kept[-1]].reshape(-1, 1))
@@ -111,7 +104,7 @@ def mask_weights(weights, kept) -> list[np.ndarray]:
     for offset in (1, 2, 3):  # bias, gamma, beta; the moving statistics may stay
         masked[offset][removed[0]] = 0.0
     for layer in range(1, NUM_LAYERS):
-        first = _first_index(layer)
+        first = first_weight_index(layer)
         inputs, outputs = removed[layer - 1], removed[layer]
         masked[first][:, :, inputs, :] = 0.0
         masked[first + 1][:, :, inputs, :] = 0.0
@@ -126,14 +119,9 @@ def mask_weights(weights, kept) -> list[np.ndarray]:
 
 def rebuild_pruned_model(model: keras.Model, kept, name: str | None = None) -> keras.Model:
     """A new, smaller compact model holding the kept filters' weights."""
-    weights = prune_weights(model.get_weights(), kept)
-    smaller = build_compact_model(nums_filters_from_weights(weights), name=name or model.name)
-    smaller.set_weights(weights)
-    return smaller
+    return model_from_weights(prune_weights(model.get_weights(), kept), name=name or model.name)
 
 
 def mask_pruned_filters(model: keras.Model, kept) -> keras.Model:
     """A copy of the model with the removed filters' weights zeroed."""
-    copy = build_compact_model(nums_filters_from_weights(model.get_weights()), name=model.name)
-    copy.set_weights(mask_weights(model.get_weights(), kept))
-    return copy
+    return model_from_weights(mask_weights(model.get_weights(), kept), name=model.name)

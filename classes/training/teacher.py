@@ -29,13 +29,21 @@ from pathlib import Path
 import numpy as np
 
 from classes.compact.choice import parse_model
-from classes.compact.model import ModelId, all_model_ids, load_weights_npy, model_file, model_id
+from classes.compact.model import (
+    ModelId,
+    all_model_ids,
+    load_weights_npy,
+    model_file,
+    model_id,
+    nums_filters_from_weights,
+)
 from classes.compact.shared_model import (
     NUM_OUTPUTS,
     check_teacher_and_filters,
     load_shared_compact_model,
     shared_model_path,
 )
+from classes.compact.tools import nums_filters_of
 from classes.data.data_root import sha256_of_file
 from classes.data.image_stream import ImageStream
 from classes.prediction import predict
@@ -78,6 +86,8 @@ class Teacher:
         name: the model's canonical name.
         weight_file: the file the responses come from.
         num_outputs: 1 for a compact teacher, 219 for a shared one.
+        nums_filters: the teacher's filters per layer ``[K0..K4]`` (a shared
+            model's trunk for a shared teacher).
 
     Raises:
         ValueError: unknown kind or model; a corrupt weight file (the message
@@ -97,7 +107,7 @@ class Teacher:
             self.weight_file = model_file(self._model, "npy", data_root)
             self.num_outputs = 1
             try:
-                load_weights_npy(self._model, data_root)
+                self.nums_filters = nums_filters_from_weights(load_weights_npy(self._model, data_root))
             except ValueError as error:
                 raise ValueError(f"Teacher {self.name}: {error} {_REDOWNLOAD}") from None
         else:
@@ -105,6 +115,7 @@ class Teacher:
             self.name = f"{teacher}/{num_filters}"
             self.weight_file = shared_model_path(teacher, num_filters, data_root)
             self._model = load_shared_compact_model(teacher, num_filters, data_root)
+            self.nums_filters = nums_filters_of(self._model)
             self.num_outputs = NUM_OUTPUTS
         self.weight_sha256 = sha256_of_file(self.weight_file)
 
@@ -203,6 +214,21 @@ class TeacherCache:
             len(self.stream.validation_positions),
             lambda: self.teacher.responses(self.stream.validation_images()),
         )
+
+    def extra_targets(self, name: str, images) -> np.ndarray:
+        """Teacher responses to another named image set (e.g. mirrored validation images), cached like the blocks.
+
+        Args:
+            name: the set's name in the cache file (letters, digits, ``_``);
+                one name must always stand for the same images.
+            images: recentred ``(n, 112, 112, 3)``.
+
+        Returns:
+            float32 ``(num_outputs, n)``.
+        """
+        if not name.replace("_", "").isalnum():
+            raise ValueError(f"An image set's name holds letters, digits and '_' only; got {name!r}.")
+        return self._cached(self.path(f"set_{name}"), len(images), lambda: self.teacher.responses(images))
 
     def _cached(self, path: Path, num_images: int, compute) -> np.ndarray:
         expected = (self.teacher.num_outputs, num_images)

@@ -1,7 +1,7 @@
 /* One training step of a compact model (SPEC section 2) on a CPU, for the
  * distillation of 100-filter students.
  *
- * The step is split into phases that Python (classes/training/fast_train.py)
+ * The step is split into phases that Python (classes/training/kernel_step.py)
  * calls in order; between phases it turns batch sums into BatchNormalization
  * coefficients. Each phase runs over the images of the batch in parallel
  * (OpenMP when compiled with it) and reduces per-thread sums at its end.
@@ -19,13 +19,17 @@
  *   the images; patch_lag_sums() gives what C is made of, at a few percent
  *   of the cost of a pass of layer 0.
  * - The same moments give the BatchNormalization terms of layer 0's kernel
- *   gradient (see fast_train.py), so its backward is one pass: G = sum over
+ *   gradient (see kernel_step.py and patch_moments.py), so its backward is one pass: G = sum over
  *   positions of patch x dy.
  *
  * Channels are padded to a multiple of VEC floats with zeros; padded
  * channels have zero weights, zero scale and shift, and stay zero.
  * Vectors are GCC vector extensions, so the same source builds for
  * AVX-512 (VEC 16), AVX2 (VEC 8) or any other target.
+ *
+ * Parts: this file (the network, the forward and backward phases) includes
+ * train_blocks.h (register blocks of each layer and their gradients) and
+ * train_sums.h (batch sums, per-image scratch, patch lag sums).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -34,24 +38,23 @@
 #include <omp.h>
 #endif
 
-#ifndef VEC
-#define VEC 16
-#endif
-typedef float vf __attribute__((vector_size(VEC * 4)));
-typedef float vfu __attribute__((vector_size(VEC * 4), aligned(4)));
-typedef double vd __attribute__((vector_size(VEC * 8)));
+#include "vectors.h"
 
 #if VEC >= 16
-#define PIXELS 8   /* pixels per register block of layer 0 */
-#define GROUP 3    /* channel vectors per register block */
-#define ROWS 8     /* rows per register block of the pointwise products */
-#define KTILE 15   /* patch entries per block of layer 0's gradient */
+#define PIXELS 8   /* pixels per register block of layer 0 (x up to 3 channel vectors) */
+#define ROWS 8     /* rows per register block of the pointwise products (x up to 3 vectors) */
+#define KTILE 5    /* patch entries per block of layer 0's gradient (x up to 4 vectors) */
+#define GTILE 8    /* rows of a weight gradient per register block (x up to 3 vectors) */
+#define GRAD_GROUP 4
 #else
 #define PIXELS 4
-#define GROUP 3
 #define ROWS 4
 #define KTILE 5
+#define GTILE 4
+#define GRAD_GROUP 2
 #endif
+#define GROUP 3    /* channel vectors per register block */
+#define CHUNK 128  /* positions per chunk of a weight gradient (kept in L2) */
 
 #define SIDE0 112
 #define SIDE1 56
@@ -61,13 +64,19 @@ typedef double vd __attribute__((vector_size(VEC * 8)));
 #define PATCH 75
 #define RING 8              /* rows of layer-0 activity kept for layer 1 */
 
-static inline vf load(const float *p) { return *(const vfu *)p; }
-static inline void store(float *p, vf v) { *(vfu *)p = v; }
-static inline vf splat(float x) { return (vf){0} + x; }
-typedef int vi __attribute__((vector_size(VEC * 4)));
-/* max(x, 0) and "x where m > 0, else 0", through comparison masks (C has no vector ?:). */
-static inline vf vmax0(vf x) { vf z = {0}; return (vf)((vi)x & (x > z)); }
-static inline vf vsel(vf m, vf x) { vf z = {0}; return (vf)((vi)x & (m > z)); }
+
+/* Channel vectors split into nearly equal groups of at most `largest`:
+ * 7 vectors -> 3, 2, 2 rather than 3, 3, 1 (a one-vector block runs slowly). */
+static inline int group_count(int vectors, int largest) { return (vectors + largest - 1) / largest; }
+static inline int group_size(int vectors, int largest, int index) {
+    int groups = group_count(vectors, largest);
+    return vectors / groups + (index < vectors % groups);
+}
+static inline int group_first(int vectors, int largest, int index) {
+    int first = 0;
+    for (int i = 0; i < index; i++) first += group_size(vectors, largest, i);
+    return first;
+}
 
 int train_vector_width(void) { return VEC; }
 
@@ -76,14 +85,6 @@ int train_threads(void) {
     return omp_get_max_threads();
 #else
     return 1;
-#endif
-}
-
-void train_set_threads(int threads) {
-#ifdef _OPENMP
-    if (threads > 0) omp_set_num_threads(threads);
-#else
-    (void)threads;
 #endif
 }
 
@@ -108,286 +109,27 @@ typedef struct {
     const float *bias[4];            /* [C_l] */
     const float *readout;            /* [784][C4] */
     float readout_bias;
+    int threads;                     /* OpenMP threads of every phase */
 } network_t;
 
-/* ------------------------------------------------------------- layer 0 */
-
-/* The image padded by 2 with zeros: [116][116][3]. */
-static void pad_image(const float *image, float *padded) {
-    memset(padded, 0, sizeof(float) * PADDED * PADDED * 3);
-    for (int row = 0; row < SIDE0; row++)
-        memcpy(padded + ((row + 2) * PADDED + 2) * 3, image + row * SIDE0 * 3, sizeof(float) * SIDE0 * 3);
-}
-
-/* z (without bias) of `groups` channel vectors starting at channel `first`
- * for PIXELS pixels of one row starting at column `column`. */
-static inline __attribute__((always_inline)) void conv0_block(
-    const float *padded, const float *kernel, int channels, int row, int column, int first,
-    int groups, float *out, int out_stride) {
-    vf acc[PIXELS][GROUP];
-    for (int p = 0; p < PIXELS; p++)
-        for (int g = 0; g < GROUP; g++) acc[p][g] = (vf){0};
-    for (int ky = 0; ky < 5; ky++) {
-        const float *line = padded + ((row + ky) * PADDED + column) * 3;
-        for (int e = 0; e < 15; e++) { /* e = kx * 3 + channel: 15 consecutive floats */
-            const float *weights = kernel + (ky * 15 + e) * channels + first;
-            vf w[GROUP];
-            for (int g = 0; g < GROUP; g++) w[g] = g < groups ? load(weights + g * VEC) : (vf){0};
-            for (int p = 0; p < PIXELS; p++) {
-                vf x = splat(line[p * 3 + e]);
-                for (int g = 0; g < GROUP; g++)
-                    if (g < groups) acc[p][g] += x * w[g];
-            }
-        }
-    }
-    for (int p = 0; p < PIXELS; p++)
-        for (int g = 0; g < groups; g++) store(out + p * out_stride + first + g * VEC, acc[p][g]);
-}
-
-/* z0 (without bias) of one row: [112][C0]. */
-static void conv0_row(const float *padded, const float *kernel, int channels, int row, float *out) {
-    for (int column = 0; column < SIDE0; column += PIXELS)
-        for (int first = 0; first < channels; first += GROUP * VEC) {
-            int groups = (channels - first) / VEC;
-            if (groups >= 3) conv0_block(padded, kernel, channels, row, column, first, 3, out + column * channels, channels);
-            else if (groups == 2) conv0_block(padded, kernel, channels, row, column, first, 2, out + column * channels, channels);
-            else conv0_block(padded, kernel, channels, row, column, first, 1, out + column * channels, channels);
-        }
-}
-
-/* a0 of one row from z0: relu(scale * z + shift), in place; returns nothing. */
-static void activate_row(float *row, int channels, const float *scale, const float *shift, int count) {
-    for (int i = 0; i < count; i++)
-        for (int c = 0; c < channels; c += VEC)
-            store(row + i * channels + c, vmax0(load(row + i * channels + c) * load(scale + c) + load(shift + c)));
-}
-
-/* ------------------------------------------------------- depthwise (layers 1-4) */
-
-/* "same" padding as Keras: stride 1 pads 2 before; stride 2 on an even side pads 1 before. */
-static inline int pad_before(int stride) { return stride == 1 ? 2 : 1; }
-
-/* One output row of a depthwise convolution. rows[ky] points at input row
- * (stride * out_row - pad + ky) or is NULL outside the map. */
-static void depthwise_row(const float *const rows[5], const float *kernel, int channels, int in_side,
-                          int stride, float *out, int out_side) {
-    int pad = pad_before(stride);
-    for (int u = 0; u < out_side; u++) {
-        for (int c = 0; c < channels; c += VEC) {
-            vf acc = {0};
-            for (int ky = 0; ky < 5; ky++) {
-                if (!rows[ky]) continue;
-                for (int kx = 0; kx < 5; kx++) {
-                    int x = stride * u - pad + kx;
-                    if (x < 0 || x >= in_side) continue;
-                    acc += load(kernel + (ky * 5 + kx) * channels + c) * load(rows[ky] + x * channels + c);
-                }
-            }
-            store(out + u * channels + c, acc);
-        }
-    }
-}
-
-static void depthwise_map(const float *in, const float *kernel, int channels, int in_side, int stride,
-                          float *out) {
-    int out_side = in_side / stride, pad = pad_before(stride);
-    for (int q = 0; q < out_side; q++) {
-        const float *rows[5];
-        for (int ky = 0; ky < 5; ky++) {
-            int y = stride * q - pad + ky;
-            rows[ky] = (y >= 0 && y < in_side) ? in + (long)y * in_side * channels : NULL;
-        }
-        depthwise_row(rows, kernel, channels, in_side, stride, out + (long)q * out_side * channels, out_side);
-    }
-}
-
-/* Input gradient of a depthwise convolution (gather form): d_in [in_side^2][C]. */
-static void depthwise_input_gradient(const float *d_out, const float *kernel, int channels, int in_side,
-                                     int stride, float *d_in) {
-    int out_side = in_side / stride, pad = pad_before(stride);
-    for (int y = 0; y < in_side; y++)
-        for (int x = 0; x < in_side; x++)
-            for (int c = 0; c < channels; c += VEC) {
-                vf acc = {0};
-                for (int ky = 0; ky < 5; ky++) {
-                    int t = y + pad - ky;
-                    if (t < 0 || t % stride || t / stride >= out_side) continue;
-                    for (int kx = 0; kx < 5; kx++) {
-                        int s = x + pad - kx;
-                        if (s < 0 || s % stride || s / stride >= out_side) continue;
-                        acc += load(kernel + (ky * 5 + kx) * channels + c)
-                             * load(d_out + ((long)(t / stride) * out_side + s / stride) * channels + c);
-                    }
-                }
-                store(d_in + ((long)y * in_side + x) * channels + c, acc);
-            }
-}
-
-/* Kernel gradient of a depthwise convolution: grad[25][C] += sum in(shifted) * d_out. */
-static void depthwise_kernel_gradient(const float *in, const float *d_out, int channels, int in_side,
-                                      int stride, float *grad) {
-    int out_side = in_side / stride, pad = pad_before(stride);
-    for (int ky = 0; ky < 5; ky++)
-        for (int c = 0; c < channels; c += VEC) {
-            vf acc[5] = {{0}};
-            for (int q = 0; q < out_side; q++) {
-                int y = stride * q - pad + ky;
-                if (y < 0 || y >= in_side) continue;
-                const float *line = in + (long)y * in_side * channels + c;
-                const float *g = d_out + (long)q * out_side * channels + c;
-                for (int u = 0; u < out_side; u++) {
-                    vf gu = load(g + u * channels);
-                    for (int kx = 0; kx < 5; kx++) {
-                        int x = stride * u - pad + kx;
-                        if (x >= 0 && x < in_side) acc[kx] += gu * load(line + x * channels);
-                    }
-                }
-            }
-            for (int kx = 0; kx < 5; kx++)
-                store(grad + (ky * 5 + kx) * channels + c, load(grad + (ky * 5 + kx) * channels + c) + acc[kx]);
-        }
-}
-
-/* ------------------------------------------------------------ products */
-
-static inline __attribute__((always_inline)) void product_block(
-    const float *a, const float *b, const float *bias, int rows, int inner, int n, int first, int groups,
-    float *out) {
-    vf acc[ROWS][GROUP];
-    for (int r = 0; r < ROWS; r++)
-        for (int g = 0; g < GROUP; g++) acc[r][g] = (g < groups && bias) ? load(bias + first + g * VEC) : (vf){0};
-    for (int k = 0; k < inner; k++) {
-        vf w[GROUP];
-        for (int g = 0; g < GROUP; g++) w[g] = g < groups ? load(b + (long)k * n + first + g * VEC) : (vf){0};
-        for (int r = 0; r < ROWS; r++) {
-            if (r >= rows) break;
-            vf x = splat(a[(long)r * inner + k]);
-            for (int g = 0; g < GROUP; g++)
-                if (g < groups) acc[r][g] += x * w[g];
-        }
-    }
-    for (int r = 0; r < rows; r++)
-        for (int g = 0; g < groups; g++) store(out + (long)r * n + first + g * VEC, acc[r][g]);
-}
-
-/* out[m][n] = a[m][inner] b[inner][n] (+ bias[n]). */
-static void product(const float *a, const float *b, const float *bias, long m, int inner, int n, float *out) {
-    for (long row = 0; row < m; row += ROWS) {
-        int rows = (int)(m - row < ROWS ? m - row : ROWS);
-        for (int first = 0; first < n; first += GROUP * VEC) {
-            int groups = (n - first) / VEC;
-            const float *ar = a + row * inner;
-            float *o = out + row * n;
-            if (groups >= 3) product_block(ar, b, bias, rows, inner, n, first, 3, o);
-            else if (groups == 2) product_block(ar, b, bias, rows, inner, n, first, 2, o);
-            else product_block(ar, b, bias, rows, inner, n, first, 1, o);
-        }
-    }
-}
-
-/* grad[inner][n] += a^T d over m rows: a [m][inner], d [m][n]. */
-static void product_gradient(const float *a, const float *d, long m, int inner, int n, float *grad) {
-    enum { TILE = 8 };
-    for (int k0 = 0; k0 < inner; k0 += TILE)
-        for (int first = 0; first < n; first += GROUP * VEC) {
-            int groups = (n - first) / VEC < GROUP ? (n - first) / VEC : GROUP;
-            int tile = inner - k0 < TILE ? inner - k0 : TILE;
-            vf acc[TILE][GROUP];
-            for (int t = 0; t < TILE; t++)
-                for (int g = 0; g < GROUP; g++) acc[t][g] = (vf){0};
-            for (long r = 0; r < m; r++) {
-                vf dv[GROUP];
-                for (int g = 0; g < GROUP; g++) dv[g] = g < groups ? load(d + r * n + first + g * VEC) : (vf){0};
-                const float *ar = a + r * inner + k0;
-                for (int t = 0; t < TILE; t++) {
-                    vf x = splat(t < tile ? ar[t] : 0.0f);
-                    for (int g = 0; g < GROUP; g++) acc[t][g] += x * dv[g];
-                }
-            }
-            for (int t = 0; t < tile; t++)
-                for (int g = 0; g < groups; g++) {
-                    float *target = grad + (long)(k0 + t) * n + first + g * VEC;
-                    store(target, load(target) + acc[t][g]);
-                }
-        }
-}
-
-/* --------------------------------------------------------- batch sums */
-
-/* sums[c] += sum z, sums[C + c] += sum z * w (w = z when other is NULL), in double. */
-static void add_moments(const float *z, const float *other, long count, int channels, double *sums) {
-    for (int c = 0; c < channels; c += VEC) {
-        vf s1 = {0}, s2 = {0};
-        vd total1 = {0}, total2 = {0};
-        for (long i = 0; i < count; i++) {
-            vf v = load(z + i * channels + c);
-            vf w = other ? load(other + i * channels + c) : v;
-            s1 += v;
-            s2 += v * w;
-            if ((i & 15) == 15) { /* flush to double every 16 positions: float error stays small */
-                total1 += __builtin_convertvector(s1, vd);
-                total2 += __builtin_convertvector(s2, vd);
-                s1 = (vf){0};
-                s2 = (vf){0};
-            }
-        }
-        total1 += __builtin_convertvector(s1, vd);
-        total2 += __builtin_convertvector(s2, vd);
-        for (int j = 0; j < VEC; j++) {
-            sums[c + j] += total1[j];
-            sums[channels + c + j] += total2[j];
-        }
-    }
-}
-
-static int max_threads_count(void) {
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
-
-/* Per-thread scratch: `per_thread` floats each, then per-thread double sums. */
-typedef struct {
-    float *work;
-    long per_thread;
-    double *sums;      /* [threads][sum_count] */
-    int sum_count;
-    float *grads;      /* [threads][grad_count] */
-    long grad_count;
-} scratch_t;
-
-/* The scratch of one phase, its per-thread sums and gradients zeroed. */
-static scratch_t phase_scratch(float *work, long per_thread, double *thread_sums, int sum_count,
-                               float *thread_grads, long grad_count) {
-    scratch_t s = {work, per_thread, thread_sums, sum_count, thread_grads, grad_count};
-    memset(thread_sums, 0, sizeof(double) * max_threads_count() * sum_count);
-    if (thread_grads) memset(thread_grads, 0, sizeof(float) * max_threads_count() * grad_count);
-    return s;
-}
-
-static void reduce_threads(const scratch_t *s, int threads, double *sums, float *grads) {
-    for (int t = 0; t < threads; t++) {
-        if (sums)
-            for (int i = 0; i < s->sum_count; i++) sums[i] += s->sums[(long)t * s->sum_count + i];
-        if (grads)
-            for (long i = 0; i < s->grad_count; i++) grads[i] += s->grads[(long)t * s->grad_count + i];
-    }
-}
+#include "train_blocks.h"
+#include "train_sums.h"
 
 /* --------------------------------------------------------------- forward */
 
-/* Layer 0, then layer 1's depthwise (d1) and pointwise (z1) of one image. */
+/* Layer 0, then layer 1's depthwise (d1) and pointwise (z1) of one image.
+ * a0 rows live in a ring of RING padded rows (zero borders), with one
+ * all-zero row standing for the rows outside the image. */
 static void forward_first_image(const network_t *n, const float *image, float *d1, float *z1, float *work) {
-    int c0 = n->channels[0], c1 = n->channels[1];
-    float *padded = work, *ring = padded + PADDED * PADDED * 3;
+    int c0 = n->channels[0], width = SIDE0 + 2 * MARGIN;
+    float *padded = work, *ring = padded + PADDED * PADDED * 3, *zero = ring + (long)RING * width * c0;
     pad_image(image, padded);
+    memset(ring, 0, sizeof(float) * (long)(RING + 1) * width * c0);
     int done = 0; /* a0 rows computed so far */
     for (int q = 0; q < SIDE1; q++) {
         int need = 2 * q + 3 < SIDE0 ? 2 * q + 3 : SIDE0 - 1;
         while (done <= need) {
-            float *row = ring + (long)(done % RING) * SIDE0 * c0;
+            float *row = ring + (long)(done % RING) * width * c0 + MARGIN * c0;
             conv0_row(padded, n->kernel0, c0, done, row);
             activate_row(row, c0, n->scale[0], n->shift[0], SIDE0);
             done++;
@@ -395,28 +137,30 @@ static void forward_first_image(const network_t *n, const float *image, float *d
         const float *rows[5];
         for (int ky = 0; ky < 5; ky++) {
             int y = 2 * q - 1 + ky;
-            rows[ky] = (y >= 0 && y < SIDE0) ? ring + (long)(y % RING) * SIDE0 * c0 : NULL;
+            rows[ky] = (y >= 0 && y < SIDE0) ? ring + (long)(y % RING) * width * c0 : zero;
         }
-        depthwise_row(rows, n->depthwise[0], c0, SIDE0, 2, d1 + (long)q * SIDE1 * c0, SIDE1);
+        depthwise_row(rows, n->depthwise[0], c0, 2, d1 + (long)q * SIDE1 * c0, SIDE1);
     }
-    product(d1, n->pointwise[0], n->bias[0], (long)SIDE1 * SIDE1, c0, c1, z1);
+    product(d1, n->pointwise[0], n->bias[0], (long)SIDE1 * SIDE1, c0, n->channels[1], z1);
 }
 
-long train_first_work_floats(int c0) { return (long)PADDED * PADDED * 3 + (long)RING * SIDE0 * c0 + 2L * SIDE0 * c0 + 64; }
+long train_first_work_floats(int c0) {
+    return (long)PADDED * PADDED * 3 + (long)(RING + 1) * (SIDE0 + 2 * MARGIN) * c0 + 64;
+}
 
 void train_forward_first(const network_t *n, const float *images, int batch, float *d1, float *z1,
-                         double *sums1, float *work, long per_thread, double *thread_sums) {
-    int c0 = n->channels[0], c1 = n->channels[1], threads = max_threads_count();
-    scratch_t s = phase_scratch(work, per_thread, thread_sums, 2 * c1, NULL, 0);
-#pragma omp parallel for schedule(dynamic, 1)
+                         double *sums1, float *work, long per_thread, double *image_sums) {
+    int c0 = n->channels[0], c1 = n->channels[1];
+    scratch_t s = phase_scratch(work, per_thread, image_sums, 2 * c1, NULL, 0, batch, n->threads);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(n->threads)
     for (int b = 0; b < batch; b++) {
         int t = thread_index();
         long plane = (long)SIDE1 * SIDE1;
         forward_first_image(n, images + (long)b * SIDE0 * SIDE0 * 3, d1 + b * plane * c0, z1 + b * plane * c1,
                             work + t * per_thread);
-        add_moments(z1 + b * plane * c1, NULL, plane, c1, thread_sums + (long)t * 2 * c1);
+        add_moments(z1 + b * plane * c1, NULL, plane, c1, image_sums + (long)b * 2 * c1);
     }
-    reduce_threads(&s, threads, sums1, NULL);
+    reduce_images(&s, batch, sums1, NULL);
 }
 
 static const int SIDES[5] = {SIDE0, SIDE1, SIDE2, SIDE2, SIDE2};
@@ -427,38 +171,50 @@ static void activate_map(const float *z, long count, int channels, const float *
                          float *out) {
     for (long i = 0; i < count; i++)
         for (int c = 0; c < channels; c += VEC)
-            store(out + i * channels + c, vmax0(load(z + i * channels + c) * load(scale + c) + load(shift + c)));
+            store(out + i * channels + c, relu(load(z + i * channels + c) * load(scale + c) + load(shift + c)));
 }
+
+/* relu(scale * z + shift) of a map [side^2][C] into a zero-padded map [(side+4)^2][C]. */
+static void activate_padded(const float *z, int side, int channels, const float *scale, const float *shift,
+                            float *padded) {
+    int width = side + 2 * MARGIN;
+    memset(padded, 0, sizeof(float) * (long)width * width * channels);
+    for (int y = 0; y < side; y++)
+        activate_map(z + (long)y * side * channels, side, channels, scale, shift,
+                     padded + ((long)(y + MARGIN) * width + MARGIN) * channels);
+}
+
+static long padded_floats(int side, int channels) { return (long)(side + 2 * MARGIN) * (side + 2 * MARGIN) * channels; }
 
 /* Layers 2-4: a_{l-1} from z_{l-1}, then depthwise (d_l) and pointwise (z_l). */
 void train_forward_separable(const network_t *n, int layer, int batch, const float *z_previous, float *d,
-                             float *z, double *sums, float *work, long per_thread, double *thread_sums) {
-    int cp = n->channels[layer - 1], c = n->channels[layer], threads = max_threads_count();
+                             float *z, double *sums, float *work, long per_thread, double *image_sums) {
+    int cp = n->channels[layer - 1], c = n->channels[layer];
     long in_plane = (long)SIDES[layer - 1] * SIDES[layer - 1], plane = (long)SIDES[layer] * SIDES[layer];
-    scratch_t s = phase_scratch(work, per_thread, thread_sums, 2 * c, NULL, 0);
-#pragma omp parallel for schedule(dynamic, 1)
+    scratch_t s = phase_scratch(work, per_thread, image_sums, 2 * c, NULL, 0, batch, n->threads);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(n->threads)
     for (int b = 0; b < batch; b++) {
         int t = thread_index();
         float *a = work + t * per_thread;
-        activate_map(z_previous + b * in_plane * cp, in_plane, cp, n->scale[layer - 1], n->shift[layer - 1], a);
+        activate_padded(z_previous + b * in_plane * cp, SIDES[layer - 1], cp, n->scale[layer - 1], n->shift[layer - 1], a);
         depthwise_map(a, n->depthwise[layer - 1], cp, SIDES[layer - 1], STRIDES[layer], d + b * plane * cp);
         product(d + b * plane * cp, n->pointwise[layer - 1], n->bias[layer - 1], plane, cp, c, z + b * plane * c);
-        add_moments(z + b * plane * c, NULL, plane, c, thread_sums + (long)t * 2 * c);
+        add_moments(z + b * plane * c, NULL, plane, c, image_sums + (long)b * 2 * c);
     }
-    reduce_threads(&s, threads, sums, NULL);
+    reduce_images(&s, batch, sums, NULL);
 }
 
 /* outputs[b] = sum relu(scale4 * z4 + shift4) * readout + readout_bias. */
 void train_forward_readout(const network_t *n, int batch, const float *z4, float *outputs) {
     int c = n->channels[4];
     long plane = (long)SIDE2 * SIDE2;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(n->threads)
     for (int b = 0; b < batch; b++) {
         vd total = {0};
         for (long i = 0; i < plane; i++) {
             vf acc = {0};
             for (int k = 0; k < c; k += VEC) {
-                vf a = vmax0(load(z4 + (b * plane + i) * c + k) * load(n->scale[4] + k) + load(n->shift[4] + k));
+                vf a = relu(load(z4 + (b * plane + i) * c + k) * load(n->scale[4] + k) + load(n->shift[4] + k));
                 acc += a * load(n->readout + i * c + k);
             }
             total += __builtin_convertvector(acc, vd);
@@ -472,28 +228,38 @@ void train_forward_readout(const network_t *n, int batch, const float *z4, float
 /* -------------------------------------------------------------- backward */
 
 /* From the loss gradient of each output: the readout's gradient, and dy4 =
- * d loss / d (BN output of layer 4) after the ReLU, with sums of dy4 and dy4 * z4. */
+ * d loss / d (BN output of layer 4) after the ReLU, with sums of dy4 and dy4 * z4.
+ * The readout's gradient, sum over images of d_output * a4, is summed in image
+ * order per element (deterministic without a per-image copy of it). */
 void train_backward_readout(const network_t *n, int batch, const float *z4, const float *d_outputs,
                             float *grad_readout, float *dy4, double *sums, float *work, long per_thread,
-                            double *thread_sums, float *thread_grads) {
-    int c = n->channels[4], threads = max_threads_count();
+                            double *image_sums, float *image_grads) {
+    int c = n->channels[4];
     long plane = (long)SIDE2 * SIDE2;
-    scratch_t s = phase_scratch(work, per_thread, thread_sums, 2 * c, thread_grads, plane * c);
-#pragma omp parallel for schedule(dynamic, 1)
+    (void)image_grads;
+    scratch_t s = phase_scratch(work, per_thread, image_sums, 2 * c, NULL, 0, batch, n->threads);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(n->threads)
     for (int b = 0; b < batch; b++) {
-        int t = thread_index();
-        float *grad = thread_grads + (long)t * plane * c;
         vf dout = splat(d_outputs[b]);
         for (long i = 0; i < plane; i++)
             for (int k = 0; k < c; k += VEC) {
                 long at = (b * plane + i) * c + k;
-                vf a = vmax0(load(z4 + at) * load(n->scale[4] + k) + load(n->shift[4] + k));
-                store(grad + i * c + k, load(grad + i * c + k) + dout * a);
-                store(dy4 + at, vsel(a, dout * load(n->readout + i * c + k)));
+                vf a = relu(load(z4 + at) * load(n->scale[4] + k) + load(n->shift[4] + k));
+                store(dy4 + at, select_positive(a, dout * load(n->readout + i * c + k)));
             }
-        add_moments(dy4 + b * plane * c, z4 + b * plane * c, plane, c, thread_sums + (long)t * 2 * c);
+        add_moments(dy4 + b * plane * c, z4 + b * plane * c, plane, c, image_sums + (long)b * 2 * c);
     }
-    reduce_threads(&s, threads, sums, grad_readout);
+    reduce_images(&s, batch, sums, NULL);
+#pragma omp parallel for schedule(static) num_threads(n->threads)
+    for (long i = 0; i < plane; i++)
+        for (int k = 0; k < c; k += VEC) {
+            vf total = load(grad_readout + i * c + k);
+            for (int b = 0; b < batch; b++) {
+                vf a = relu(load(z4 + (b * plane + i) * c + k) * load(n->scale[4] + k) + load(n->shift[4] + k));
+                total += splat(d_outputs[b]) * a;
+            }
+            store(grad_readout + i * c + k, total);
+        }
 }
 
 /* dz = scale * dy + u + w * z: BatchNormalization's backward with batch statistics. */
@@ -517,7 +283,8 @@ long train_separable_work_floats(int layer, const int *channels) {
     long plane = (long)SIDES[layer] * SIDES[layer], in_plane = (long)SIDES[layer - 1] * SIDES[layer - 1];
     int cp = channels[layer - 1], c = channels[layer];
     long floats = plane * c + plane * cp;               /* dz, dd */
-    if (layer >= 2) floats += 2 * in_plane * cp;        /* a_{l-1}, da_{l-1} */
+    if (layer >= 2)                                      /* padded a_{l-1}, padded dd, da_{l-1} */
+        floats += padded_floats(SIDES[layer - 1], cp) + padded_floats(SIDES[layer], cp) + in_plane * cp;
     return floats + 64;
 }
 
@@ -529,31 +296,37 @@ void train_backward_separable(const network_t *n, int layer, int batch, const fl
                               const float *u, const float *w, const float *d, const float *z_previous,
                               float *grad_pointwise, float *grad_bias, float *grad_depthwise, float *dd_first,
                               float *dy_previous, double *sums_previous, float *work, long per_thread,
-                              double *thread_sums, float *thread_grads) {
-    int cp = n->channels[layer - 1], c = n->channels[layer], threads = max_threads_count();
+                              double *image_sums, float *image_grads) {
+    int cp = n->channels[layer - 1], c = n->channels[layer];
     long plane = (long)SIDES[layer] * SIDES[layer], in_plane = (long)SIDES[layer - 1] * SIDES[layer - 1];
     long grad_count = (long)cp * c + c + TAPS * cp;
-    scratch_t s = phase_scratch(work, per_thread, thread_sums, 2 * cp, thread_grads, grad_count);
-#pragma omp parallel for schedule(dynamic, 1)
+    scratch_t s = phase_scratch(work, per_thread, image_sums, 2 * cp, image_grads, grad_count, batch, n->threads);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(n->threads)
     for (int b = 0; b < batch; b++) {
         int t = thread_index();
-        float *g = thread_grads + t * grad_count, *dz = work + t * per_thread, *dd = dz + plane * c;
+        float *g = image_grads + (long)b * grad_count, *dz = work + t * per_thread, *dd = dz + plane * c;
         batch_norm_backward(dy + b * plane * c, z + b * plane * c, plane, c, n->scale[layer], u, w, dz);
         add_column_sums(dz, plane, c, g + (long)cp * c);
         product_gradient(d + b * plane * cp, dz, plane, cp, c, g);
         if (layer == 1) dd = dd_first + b * plane * cp;
         product(dz, n->pointwise_t[layer - 1], NULL, plane, c, cp, dd);
         if (layer == 1) continue;
-        float *a = dd + plane * cp, *da = a + in_plane * cp;
-        activate_map(z_previous + b * in_plane * cp, in_plane, cp, n->scale[layer - 1], n->shift[layer - 1], a);
-        depthwise_kernel_gradient(a, dd, cp, SIDES[layer - 1], STRIDES[layer], g + (long)cp * c + c);
-        depthwise_input_gradient(dd, n->depthwise[layer - 1], cp, SIDES[layer - 1], STRIDES[layer], da);
+        int side = SIDES[layer - 1], out_side = SIDES[layer];
+        float *a = dd + plane * cp, *dd_padded = a + padded_floats(side, cp), *da = dd_padded + padded_floats(out_side, cp);
+        activate_padded(z_previous + b * in_plane * cp, side, cp, n->scale[layer - 1], n->shift[layer - 1], a);
+        depthwise_kernel_gradient(a, dd, cp, side, STRIDES[layer], g + (long)cp * c + c);
+        pad_map(dd, out_side, cp, dd_padded);
+        depthwise_input_gradient(dd_padded, n->depthwise[layer - 1], cp, side, STRIDES[layer], da);
         float *out = dy_previous + b * in_plane * cp;
-        for (long i = 0; i < in_plane * cp; i += VEC) store(out + i, vsel(load(a + i), load(da + i)));
-        add_moments(out, z_previous + b * in_plane * cp, in_plane, cp, thread_sums + (long)t * 2 * cp);
+        for (int y = 0; y < side; y++) {
+            const float *ay = a + ((long)(y + MARGIN) * (side + 2 * MARGIN) + MARGIN) * cp;
+            for (long i = 0; i < (long)side * cp; i += VEC)
+                store(out + y * side * cp + i, select_positive(load(ay + i), load(da + y * side * cp + i)));
+        }
+        add_moments(out, z_previous + b * in_plane * cp, in_plane, cp, image_sums + (long)b * 2 * cp);
     }
     float *reduced = calloc(grad_count, sizeof(float));
-    reduce_threads(&s, threads, layer == 1 ? NULL : sums_previous, reduced);
+    reduce_images(&s, batch, layer == 1 ? NULL : sums_previous, reduced);
     for (long i = 0; i < (long)cp * c; i++) grad_pointwise[i] += reduced[i];
     for (int i = 0; i < c; i++) grad_bias[i] += reduced[(long)cp * c + i];
     if (layer >= 2)
@@ -561,217 +334,57 @@ void train_backward_separable(const network_t *n, int layer, int batch, const fl
     free(reduced);
 }
 
-/* G[75][C0] += patch^T dy over `count_rows` rows of layer 0 starting at `row`. */
-static void conv0_gradient_rows(const float *padded, const float *dy, int channels, int row, int count_rows,
-                                float *grad) {
-    for (int ky = 0; ky < 5; ky++)
-        for (int e0 = 0; e0 < 15; e0 += KTILE)
-            for (int first = 0; first < channels; first += GROUP * VEC) {
-                int groups = (channels - first) / VEC < GROUP ? (channels - first) / VEC : GROUP;
-                vf acc[KTILE][GROUP];
-                for (int t = 0; t < KTILE; t++)
-                    for (int g = 0; g < GROUP; g++) acc[t][g] = (vf){0};
-                for (int r = 0; r < count_rows; r++) {
-                    const float *line = padded + ((row + r + ky) * PADDED) * 3 + e0;
-                    const float *gradient_row = dy + (long)r * SIDE0 * channels + first;
-                    for (int x = 0; x < SIDE0; x++) {
-                        vf dv[GROUP];
-                        for (int g = 0; g < GROUP; g++)
-                            dv[g] = g < groups ? load(gradient_row + x * channels + g * VEC) : (vf){0};
-                        for (int t = 0; t < KTILE; t++) {
-                            vf xv = splat(line[x * 3 + t]);
-                            for (int g = 0; g < GROUP; g++) acc[t][g] += xv * dv[g];
-                        }
-                    }
-                }
-                for (int t = 0; t < KTILE; t++)
-                    for (int g = 0; g < groups; g++) {
-                        float *target = grad + (ky * 15 + e0 + t) * channels + first + g * VEC;
-                        store(target, load(target) + acc[t][g]);
-                    }
-            }
-}
-
-/* da0 of one row y from dd1 (gather form of layer 1's stride-2 depthwise). */
-static void first_input_gradient_row(const float *dd1, const float *kernel, int channels, int y, float *out) {
-    for (int x = 0; x < SIDE0; x++)
-        for (int c = 0; c < channels; c += VEC) {
-            vf acc = {0};
-            for (int ky = 0; ky < 5; ky++) {
-                int t = y + 1 - ky;
-                if (t < 0 || (t & 1) || t / 2 >= SIDE1) continue;
-                for (int kx = 0; kx < 5; kx++) {
-                    int s = x + 1 - kx;
-                    if (s < 0 || (s & 1) || s / 2 >= SIDE1) continue;
-                    acc += load(kernel + (ky * 5 + kx) * channels + c)
-                         * load(dd1 + ((long)(t / 2) * SIDE1 + s / 2) * channels + c);
-                }
-            }
-            store(out + x * channels + c, acc);
-        }
-}
-
-/* Layer 1's depthwise kernel gradient from one row y of a0. */
-static void first_depthwise_gradient_row(const float *a0_row, const float *dd1, int channels, int y, float *grad) {
-    for (int ky = 0; ky < 5; ky++) {
-        int t = y + 1 - ky;
-        if (t < 0 || (t & 1) || t / 2 >= SIDE1) continue;
-        const float *g = dd1 + (long)(t / 2) * SIDE1 * channels;
-        for (int c = 0; c < channels; c += VEC) {
-            vf acc[5] = {{0}};
-            for (int u = 0; u < SIDE1; u++) {
-                vf gu = load(g + u * channels + c);
-                for (int kx = 0; kx < 5; kx++) {
-                    int x = 2 * u - 1 + kx;
-                    if (x >= 0 && x < SIDE0) acc[kx] += gu * load(a0_row + x * channels + c);
-                }
-            }
-            for (int kx = 0; kx < 5; kx++)
-                store(grad + (ky * 5 + kx) * channels + c, load(grad + (ky * 5 + kx) * channels + c) + acc[kx]);
-        }
-    }
-}
-
 /* Layer 0 backward for one image, two rows at a time: recompute z0 and a0,
- * da0 from dd1, dy0 = da0 where a0 > 0; add patch^T dy0 into G, layer 1's
- * depthwise kernel gradient, and sums of dy0 and dy0 * z0. */
+ * da0 from dd1 (padded), dy0 = da0 where a0 > 0; add patch^T dy0 into G, layer
+ * 1's depthwise kernel gradient, and sums of dy0 and dy0 * z0. */
 static void backward_first_image(const network_t *n, const float *image, const float *dd1, float *grad_g,
                                  float *grad_depthwise, double *sums, float *work) {
-    int c0 = n->channels[0];
-    float *padded = work, *z = padded + PADDED * PADDED * 3, *a = z + 2L * SIDE0 * c0, *dy = a + 2L * SIDE0 * c0;
+    int c0 = n->channels[0], width = SIDE0 + 2 * MARGIN;
+    float *padded = work, *dd_padded = padded + PADDED * PADDED * 3;
+    float *z = dd_padded + padded_floats(SIDE1, c0), *a = z + 2L * SIDE0 * c0, *dy = a + 2L * width * c0;
     pad_image(image, padded);
+    pad_map(dd1, SIDE1, c0, dd_padded);
+    memset(a, 0, sizeof(float) * 2L * width * c0);
     for (int y = 0; y < SIDE0; y += 2) {
         for (int r = 0; r < 2; r++) {
-            float *zr = z + (long)r * SIDE0 * c0, *ar = a + (long)r * SIDE0 * c0, *dyr = dy + (long)r * SIDE0 * c0;
+            float *zr = z + (long)r * SIDE0 * c0, *ar = a + (long)r * width * c0, *dyr = dy + (long)r * SIDE0 * c0;
             conv0_row(padded, n->kernel0, c0, y + r, zr);
-            activate_map(zr, SIDE0, c0, n->scale[0], n->shift[0], ar);
-            first_input_gradient_row(dd1, n->depthwise[0], c0, y + r, dyr);
-            for (long i = 0; i < (long)SIDE0 * c0; i += VEC) store(dyr + i, vsel(load(ar + i), load(dyr + i)));
-            first_depthwise_gradient_row(ar, dd1, c0, y + r, grad_depthwise);
+            activate_map(zr, SIDE0, c0, n->scale[0], n->shift[0], ar + MARGIN * c0);
+            depthwise_input_gradient_row(dd_padded, n->depthwise[0], c0, SIDE0, 2, y + r, dyr);
+            for (long i = 0; i < (long)SIDE0 * c0; i += VEC)
+                store(dyr + i, select_positive(load(ar + MARGIN * c0 + i), load(dyr + i)));
+            for (int ky = (y + r + 1) & 1; ky < 5; ky += 2) { /* output rows q with 2q - 1 + ky = y + r */
+                int q = (y + r + 1 - ky) / 2;
+                if (q >= 0 && q < SIDE1)
+                    depthwise_kernel_gradient_tap_row(ar, dd1 + (long)q * SIDE1 * c0, c0, 2, SIDE1, ky, grad_depthwise);
+            }
         }
         add_moments(dy, z, 2L * SIDE0, c0, sums);
         conv0_gradient_rows(padded, dy, c0, y, 2, grad_g);
     }
 }
 
-long train_backward_first_work_floats(int c0) { return (long)PADDED * PADDED * 3 + 6L * SIDE0 * c0 + 64; }
+long train_backward_first_work_floats(int c0) {
+    return (long)PADDED * PADDED * 3 + padded_floats(SIDE1, c0) + 2L * SIDE0 * c0 + 2L * (SIDE0 + 2 * MARGIN) * c0
+         + 2L * SIDE0 * c0 + 64;
+}
 
 void train_backward_first(const network_t *n, const float *images, int batch, const float *dd1, float *grad_g,
-                          float *grad_depthwise, double *sums, float *work, long per_thread, double *thread_sums,
-                          float *thread_grads) {
-    int c0 = n->channels[0], threads = max_threads_count();
+                          float *grad_depthwise, double *sums, float *work, long per_thread, double *image_sums,
+                          float *image_grads) {
+    int c0 = n->channels[0];
     long grad_count = (long)PATCH * c0 + TAPS * c0;
-    scratch_t s = phase_scratch(work, per_thread, thread_sums, 2 * c0, thread_grads, grad_count);
-#pragma omp parallel for schedule(dynamic, 1)
+    scratch_t s = phase_scratch(work, per_thread, image_sums, 2 * c0, image_grads, grad_count, batch, n->threads);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(n->threads)
     for (int b = 0; b < batch; b++) {
         int t = thread_index();
-        float *g = thread_grads + t * grad_count;
+        float *g = image_grads + (long)b * grad_count;
         backward_first_image(n, images + (long)b * SIDE0 * SIDE0 * 3, dd1 + (long)b * SIDE1 * SIDE1 * c0, g,
-                             g + (long)PATCH * c0, thread_sums + (long)t * 2 * c0, work + t * per_thread);
+                             g + (long)PATCH * c0, image_sums + (long)b * 2 * c0, work + t * per_thread);
     }
     float *reduced = calloc(grad_count, sizeof(float));
-    reduce_threads(&s, threads, sums, reduced);
+    reduce_images(&s, batch, sums, reduced);
     for (long i = 0; i < (long)PATCH * c0; i++) grad_g[i] += reduced[i];
     for (long i = 0; i < (long)TAPS * c0; i++) grad_depthwise[i] += reduced[(long)PATCH * c0 + i];
     free(reduced);
-}
-
-/* ------------------------------------------------------- patch moments */
-
-#define LAG_PAD 4
-#define LAG_SIDE (SIDE0 + 2 * LAG_PAD)              /* 120 */
-#define LAG_STRIDE ((LAG_SIDE + VEC + 15) / 16 * 16) /* row stride of the planar copy */
-#define LAGS 9
-static const int BORDER[4] = {0, 1, SIDE0 - 2, SIDE0 - 1};
-
-/* Planar copy of one image padded by 4 with zeros: [3][120][LAG_STRIDE]. */
-static void planar_image(const float *image, float *planar) {
-    memset(planar, 0, sizeof(float) * 3 * LAG_SIDE * LAG_STRIDE);
-    for (int u = 0; u < SIDE0; u++)
-        for (int v = 0; v < SIDE0; v++)
-            for (int c = 0; c < 3; c++)
-                planar[((long)c * LAG_SIDE + u + LAG_PAD) * LAG_STRIDE + v + LAG_PAD] = image[(u * SIDE0 + v) * 3 + c];
-}
-
-static inline float pixel(const float *planar, int c, int u, int v) {
-    return planar[((long)c * LAG_SIDE + u + LAG_PAD) * LAG_STRIDE + v + LAG_PAD];
-}
-
-/* totals[pair][ey][ex] += sum over the whole image of x_c[u][v] x_d[u+ey-4][v+ex-4]. */
-static void lag_totals(const float *planar, double *totals) {
-    for (int pair = 0; pair < 9; pair++) {
-        int c = pair / 3, d = pair % 3;
-        for (int ey = 0; ey < LAGS; ey++) {
-            vd total[LAGS] = {{0}};
-            vf acc[LAGS];
-            for (int ex = 0; ex < LAGS; ex++) acc[ex] = (vf){0};
-            for (int u = 0; u < SIDE0; u++) {
-                const float *xc = planar + ((long)c * LAG_SIDE + u + LAG_PAD) * LAG_STRIDE + LAG_PAD;
-                const float *xd = planar + ((long)d * LAG_SIDE + u + ey) * LAG_STRIDE;
-                for (int v = 0; v < SIDE0; v += VEC) {
-                    vf x = load(xc + v);
-                    for (int ex = 0; ex < LAGS; ex++) acc[ex] += x * load(xd + v + ex);
-                }
-                if ((u & 7) == 7)
-                    for (int ex = 0; ex < LAGS; ex++) {
-                        total[ex] += __builtin_convertvector(acc[ex], vd);
-                        acc[ex] = (vf){0};
-                    }
-            }
-            for (int ex = 0; ex < LAGS; ex++) {
-                total[ex] += __builtin_convertvector(acc[ex], vd);
-                double sum = 0;
-                for (int j = 0; j < VEC; j++) sum += total[ex][j];
-                totals[(pair * LAGS + ey) * LAGS + ex] += sum;
-            }
-        }
-    }
-}
-
-/* Border terms: rows[i][pair][ey][ex] (row BORDER[i], all columns), cols[i][...]
- * (column BORDER[i], all rows), corners[i][j][...] (row BORDER[i], column BORDER[j]). */
-static void lag_borders(const float *planar, double *rows, double *cols, double *corners) {
-    const int block = 9 * LAGS * LAGS;
-    for (int pair = 0; pair < 9; pair++) {
-        int c = pair / 3, d = pair % 3;
-        for (int ey = 0; ey < LAGS; ey++)
-            for (int ex = 0; ex < LAGS; ex++) {
-                int at = (pair * LAGS + ey) * LAGS + ex;
-                for (int i = 0; i < 4; i++) {
-                    double row = 0, col = 0;
-                    for (int v = 0; v < SIDE0; v++) {
-                        row += (double)pixel(planar, c, BORDER[i], v) * pixel(planar, d, BORDER[i] + ey - 4, v + ex - 4);
-                        col += (double)pixel(planar, c, v, BORDER[i]) * pixel(planar, d, v + ey - 4, BORDER[i] + ex - 4);
-                    }
-                    rows[i * block + at] += row;
-                    cols[i * block + at] += col;
-                    for (int j = 0; j < 4; j++)
-                        corners[(i * 4 + j) * block + at] += (double)pixel(planar, c, BORDER[i], BORDER[j])
-                            * pixel(planar, d, BORDER[i] + ey - 4, BORDER[j] + ex - 4);
-                }
-            }
-    }
-}
-
-long train_lag_work_floats(void) { return 3L * LAG_SIDE * LAG_STRIDE + 64; }
-long train_lag_sum_count(void) { return 9L * LAGS * LAGS * (1 + 4 + 4 + 16); }
-
-/* What the patch moments of a batch are made of (see fast_train.py): out
- * holds totals [9][9][9], rows [4][9][9][9], cols [4][9][9][9], corners
- * [4][4][9][9][9], in that order, summed over the batch. */
-void train_patch_lag_sums(const float *images, int batch, double *out, float *work, long per_thread,
-                          double *thread_sums) {
-    int threads = max_threads_count();
-    long count = train_lag_sum_count(), block = 9L * LAGS * LAGS;
-    scratch_t s = phase_scratch(work, per_thread, thread_sums, (int)count, NULL, 0);
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int b = 0; b < batch; b++) {
-        int t = thread_index();
-        float *planar = work + t * per_thread;
-        double *sums = thread_sums + t * count;
-        planar_image(images + (long)b * SIDE0 * SIDE0 * 3, planar);
-        lag_totals(planar, sums);
-        lag_borders(planar, sums + block, sums + 5 * block, sums + 9 * block);
-    }
-    reduce_threads(&s, threads, out, NULL);
 }
