@@ -130,14 +130,13 @@ def run(arguments) -> dict:
     write_json(stem.with_suffix(".json"), summary)
     print(session_title(session, averaged.shape[1]))
     print(format_comparison_table(rows))
-    print(f"wrote {', '.join(path.name for path in figure_paths)} and {stem.name}.json to {output_dir}")
+    print(f"wrote {', '.join(path.name for path in figure_paths)} and {stem.name}.json "
+          f"to {script_support.shown(output_dir)}")
     return summary
 
 
 def parse_arguments(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description="Plot a session's images and its neurons' repeat-averaged V4 responses."
-    )
+    parser = script_support.script_parser(__doc__)
     parser.add_argument("--session", default="190923", help="session id, e.g. 190923 (default)")
     parser.add_argument(
         "--num-images", type=int, default=24, help="images shown in the grid (default 24)"

@@ -176,7 +176,7 @@ def run(arguments) -> dict:
     write_outputs(output_dir, identifier, evaluation, formats)
     result = agreement_result(identifier, evaluation, formats, comparison, data_root, started)
     write_json(output_dir / "agreement.json", result)
-    print(f"\nwrote {output_dir}/agreement.json, responses.csv, agreement.png/.pdf ({result['seconds']:.0f} s)")
+    print(f"\nwrote {script_support.shown(output_dir)}/agreement.json, responses.csv, agreement.png/.pdf ({result['seconds']:.0f} s)")
     return result
 
 

@@ -6,11 +6,14 @@ ensemble's linear mapping that the compact models were distilled from). Per
 neuron it reports Pearson r and raw R2 against the repeat-averaged responses,
 and a noise-corrected R2. The release holds no raw repeats of the four test
 sessions, so the exact noise-corrected R2 (Pospisil & Bair 2021) is not
-computable there; the script gives an APPROXIMATE one under a Poisson noise
-model (trial variance = mean count, repeats from the session table), and
-checks that approximation on the two sessions whose raw repeats are released
-(201016, 210325). It also counts parameters (Fig. 1i) and convolutional
-filters (inset; per layer as in Fig. 3a).
+computable there; the script gives an APPROXIMATE one: trial variance = F x
+mean count, with the Fano factor F calibrated on the two sessions whose raw
+repeats are released (201016, 210325), and each image's repeat count
+recovered from the averaged responses (classes/scoring/noise_model.py). It
+prints that estimator's validated error (leave-one-session-out, and for
+190923 a subsampling check) and the plain Poisson value beside it (variance =
+mean count, repeats from the session table). It also counts parameters
+(Fig. 1i) and convolutional filters (inset; per layer as in Fig. 3a).
 
 Command::
 
@@ -39,12 +42,15 @@ from classes.compact.choice import choose_test_models
 from classes.compact.model import load_nums_filters
 from classes.compact.model_size import compact_parameter_count, ensemble_parameter_count
 from classes.compact.tools import count_convolutional_filters
+from classes.data.images import available_image_sessions
+from classes.data.responses import load_repeat_averaged
 from classes.data.sessions import TEST_SESSIONS
 from classes.ensemble.predictions import load_ensemble_predictions
 from classes.figures.compact_perf import (
     comparison_rows,
     figure_performance,
     figure_sizes,
+    format_noise_model,
     format_poisson_checks,
     per_neuron_rows,
 )
@@ -52,7 +58,8 @@ from classes.prediction.stacked import ENGINES, resolve_engine
 from classes.reporting import script_support
 from classes.runtime import outputs
 from classes.scoring.held_out import score_ensemble, score_models_on_held_out
-from classes.scoring.performance import POISSON_LABEL, poisson_approximation_checks
+from classes.scoring.noise_validation import validate_noise_model
+from classes.scoring.performance import NOISE_CORRECTED_LABEL, poisson_approximation_checks
 
 
 def measure_sizes(models, data_root) -> dict:
@@ -68,13 +75,26 @@ def measure_sizes(models, data_root) -> dict:
     }
 
 
-def compare_with_ensemble(rows, ensemble_dir, data_root):
-    """The ensemble scored on the same neurons (``--ensemble-dir``); None without it."""
+def check_inputs(models, ensemble_dir, data_root) -> dict | None:
+    """Reads the responses and ``--ensemble-dir`` files of the scorable sessions before any prediction.
+
+    Returns:
+        The ensemble's predictions per session; None without ``--ensemble-dir``.
+    """
+    present = set(available_image_sessions(data_root))
+    sessions = [session for session in dict.fromkeys(model.session_id for model in models) if session in present]
+    for session in sessions:
+        load_repeat_averaged(session, data_root)
     if ensemble_dir is None:
         return None
-    sessions = dict.fromkeys(row["session"] for row in rows)
-    predictions = {session: load_ensemble_predictions(ensemble_dir, session, data_root) for session in sessions}
-    return score_ensemble(rows, predictions, data_root)
+    return {session: load_ensemble_predictions(ensemble_dir, session, data_root) for session in sessions}
+
+
+def compare_with_ensemble(rows, ensemble_predictions, data_root):
+    """The ensemble scored on the same neurons (``--ensemble-dir``); None without it."""
+    if ensemble_predictions is None:
+        return None
+    return score_ensemble(rows, ensemble_predictions, data_root)
 
 
 def write_outputs(output_dir, models, sizes, rows, ensemble_summary) -> str:
@@ -90,12 +110,14 @@ def write_outputs(output_dir, models, sizes, rows, ensemble_summary) -> str:
     return written
 
 
-def summarize(arguments, sizes, table, notes, checks, timings) -> dict:
+def summarize(arguments, sizes, table, notes, checks, noise_report, timings) -> dict:
     """What summary.json holds."""
     return {
         "comparison": table,
         "notes": notes,
-        "noise_corrected_r2_label": POISSON_LABEL,
+        "noise_corrected_r2_label": NOISE_CORRECTED_LABEL,
+        "noise_model": {key: value for key, value in noise_report.items() if key != "validation"},
+        "noise_model_validation": noise_report.get("validation", {}),
         "poisson_checks": [{key: value for key, value in check.items() if not isinstance(value, np.ndarray)}
                            for check in checks],
         "ensemble_parameters": sizes["ensemble_counts"],
@@ -113,17 +135,19 @@ def run(arguments) -> dict:
     models = choose_test_models(arguments.sessions, arguments.neurons)
     timings = {"load images": 0.0, "load weights": 0.0, "predict": 0.0}
     sizes = measure_sizes(models, data_root)
+    ensemble_predictions = check_inputs(models, arguments.ensemble_dir, data_root)
     engine = "keras" if arguments.path == "keras" else arguments.engine
     rows, notes = score_models_on_held_out(models, engine, arguments.batch_size, data_root, timings,
                                            show_progress=True)
-    ensemble_summary = compare_with_ensemble(rows, arguments.ensemble_dir, data_root)
+    ensemble_summary = compare_with_ensemble(rows, ensemble_predictions, data_root)
+    noise_report = validate_noise_model(data_root)
     checks = poisson_approximation_checks(data_root)
-    table = comparison_rows(models, sizes, rows, ensemble_summary, notes)
+    table = comparison_rows(models, sizes, rows, ensemble_summary, notes, noise_report)
     written = write_outputs(output_dir, models, sizes, rows, ensemble_summary)
     timings["total"] = time.perf_counter() - started
-    summary = summarize(arguments, sizes, table, notes, checks, timings)
+    summary = summarize(arguments, sizes, table, notes, checks, noise_report, timings)
     script_support.report_results(output_dir, summary, table, written, script_support.format_timings(timings), notes,
-                   extra_text=format_poisson_checks(checks))
+                                  extra_text=format_noise_model(noise_report) + "\n" + format_poisson_checks(checks))
     return summary
 
 

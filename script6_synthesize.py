@@ -67,7 +67,8 @@ from classes.runtime import outputs
 
 def run(arguments) -> dict:
     started = time.perf_counter()
-    data_root, output_dir = script_support.start_script(arguments, __file__)
+    # Per-model records under all/ are resumed by --all and read by the default run.
+    data_root, output_dir = script_support.start_script(arguments, __file__, keep=("all",))
     if arguments.all:
         record, timings = run_all(arguments, data_root, output_dir)
         name, changes = "summary_all.json", None
@@ -126,7 +127,7 @@ def run_all(arguments, data_root, output_dir) -> tuple[dict, dict]:
     folder.mkdir(parents=True, exist_ok=True)
     identifiers = parse_model_list(arguments.models)
     pending = [identifier for identifier in identifiers if not synthesis_sheet.is_done(folder, identifier)]
-    print(f"--all: {len(identifiers) - len(pending)} of {len(identifiers)} models already done in {folder}; "
+    print(f"--all: {len(identifiers) - len(pending)} of {len(identifiers)} models already done in {script_support.shown(folder)}; "
           f"{len(pending)} to go")
     start = time.perf_counter()
     if pending:

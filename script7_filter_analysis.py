@@ -85,7 +85,7 @@ def choose_pairable_models(num_models):
 def run(arguments) -> dict:
     started = time.perf_counter()
     models = choose_pairable_models(arguments.num_models)
-    data_root, output_dir = script_support.start_script(arguments, __file__)
+    data_root, output_dir = script_support.start_script(arguments, __file__, keep=("gram_cache",))
     timings = {"load models": 0.0, "forward passes": 0.0, "Gram matrices": 0.0}
     nums_filters = np.array([load_nums_filters(identifier, data_root) for identifier in models])
     filters = filters_per_layer(nums_filters)

@@ -26,7 +26,7 @@ def test_session_with_images(data_root, tmp_path, capsys):
         ["--session", "190923", "--num-images", "10", "--out", str(out), "--data-root", str(data_root)]
     )
     assert sorted(path.name for path in out.iterdir()) == [
-        "session_190923.json", "session_190923.pdf", "session_190923.png",
+        ".cowley2023-results", "session_190923.json", "session_190923.pdf", "session_190923.png",
     ]  # fmt: skip
     assert (out / "session_190923.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "session_190923.pdf").read_bytes()[:5] == b"%PDF-"
@@ -64,7 +64,7 @@ def test_session_without_images(data_root, tmp_path, capsys):
     out = tmp_path / "out"
     script1.main(["--session", "211022", "--out", str(out), "--data-root", str(data_root)])
     assert {path.name for path in out.iterdir()} == {
-        "session_211022.json", "session_211022.pdf", "session_211022.png",
+        ".cowley2023-results", "session_211022.json", "session_211022.pdf", "session_211022.png",
     }  # fmt: skip
     written = _read_json(out, "211022")
     assert written["images"] == {

@@ -45,6 +45,16 @@ def test_outputs_written_and_labelled(two_runs):
     assert rows[2]["pearson_r"] == ""  # 211022 cannot be scored
     assert rows[0]["parameters"] and int(rows[0]["convolutional_filters"]) > 0
     assert len(summary["poisson_checks"]) == 2
+    # The reported estimator's validation, per raw-repeat session; the goal is |median bias| <= 0.01.
+    assert set(summary["noise_model_validation"]) == {"201016", "210325"}
+    for entry in summary["noise_model_validation"].values():
+        assert abs(entry["median_bias"]) <= 0.01 and 0 < entry["p90_abs_error"] < 0.5
+    assert summary["noise_model"]["estimator"] == "fano_per_image"
+    scored = [row for row in rows if row["noise_corrected_r2"]]
+    assert len(scored) == 2 and all(row["noise_corrected_r2_poisson"] for row in scored)
+    quantities = [row["quantity"] for row in summary["comparison"]]
+    assert quantities.index("compact median noise-corrected R2, plain Poisson") == \
+        quantities.index("compact median noise-corrected R2") + 1
 
 
 @pytest.mark.parametrize("name", ["fast", "fast-tensorflow"])

@@ -50,6 +50,11 @@ def test_script5_scores_match_a_direct_computation(data_root, tmp_path):
                                pearson_r(compact, means[1])[0], atol=1e-4)
     np.testing.assert_allclose(float(by_key[("from_ensemble_model", "1")]["pearson_r"]),
                                pearson_r(shared, means[1])[0], atol=1e-4)
+    # The noise-corrected R2 is script4's estimator (the one function every script calls).
+    from classes.scoring.performance import noise_corrected_r2_held_out
+
+    np.testing.assert_allclose(float(by_key[("from_ensemble_model", "1")]["noise_corrected_r2"]),
+                               noise_corrected_r2_held_out(shared[None], "190923", [1], data_root)[0], atol=1e-3)
     order = read_csv(tmp_path / "order_check.csv")
     assert len(order) == 4  # 190923's two neurons and 211022's two
     # Each shared output correlates best with its own neuron's compact model.

@@ -179,7 +179,14 @@ def test_script8_quick(tmp_path, data_root):
         assert (tmp_path / f"{stem}.png").is_file()
     saved = json.loads((tmp_path / "summary.json").read_text())
     assert saved["chosen_model"] == summary["model"]
+    session, neuron = saved["chosen_model"].split("/")  # "<session>/<neuron>", as --model takes it
+    assert saved["chosen_model_screen"]["session"] == session and saved["chosen_model_screen"]["neuron"] == int(neuron)
     assert len(saved["location_map"]) == 4
+    candidates = saved["model_choice"]["candidates"]
+    assert sum(row["studied"] for row in candidates) == 1
+    assert [row["model"] for row in candidates if row["studied"]] == [saved["chosen_model"]]
+    assert (tmp_path / "candidates.csv").is_file()
+    assert summary["comparison"][0]["quantity"].startswith("studied model has the Fig. 4 model's published")
     steps = saved["cumulative_ablation"]["layer2"]
     assert steps[0]["ablated"] == [] and len(steps) >= 2
     screen = (tmp_path / "screen.csv").read_text().splitlines()

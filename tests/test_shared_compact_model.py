@@ -14,6 +14,7 @@ from classes.compact.shared_model import (
     shared_model_path,
 )
 from classes.data.preprocessing import recenter_images
+from classes.runtime.native import ISA_VARIABLE, available_isas
 
 
 @pytest.fixture(scope="module")
@@ -99,21 +100,49 @@ def test_shared_outputs_match_the_compact_models_neuron_by_neuron(data_root, hel
     np.testing.assert_array_equal(np.argmax(correlations, axis=1), np.arange(len(chosen)))
 
 
-@pytest.mark.parametrize("teacher", ["from_ensemble_model", "linear_from_ensemble_model"])
-def test_folded_fast_path_equals_the_keras_model(data_root, held_out_images, teacher):
+ENGINES_HERE = [f"kernel-{isa}" for isa in available_isas()] + ["tensorflow"]
+
+
+@pytest.fixture(scope="module", params=["from_ensemble_model", "linear_from_ensemble_model"])
+def shared_and_keras_outputs(request, data_root, held_out_images):
+    """(teacher, model, its Keras outputs on the held-out images) for a ReLU and the linear teacher."""
+    model = load_shared_compact_model(request.param, 10, data_root)
+    return request.param, model, np.asarray(model([held_out_images], training=False))
+
+
+@pytest.mark.parametrize("engine", ENGINES_HERE)
+def test_folded_fast_path_equals_the_keras_model(shared_and_keras_outputs, held_out_images, engine, monkeypatch):
     from classes.prediction.folding import fold_shared_model
     from classes.prediction.shared import predict_shared_fast
 
-    model = load_shared_compact_model(teacher, 10, data_root)
+    teacher, model, expected = shared_and_keras_outputs
+    engine, _, isa = engine.partition("-")
+    if isa:
+        monkeypatch.setenv(ISA_VARIABLE, isa)
     folded = fold_shared_model(model)
     assert folded.relu == (teacher == "from_ensemble_model")
-    expected = np.asarray(model([held_out_images], training=False))
-    predictions = predict_shared_fast(folded, held_out_images, batch_size=7)
+    predictions = predict_shared_fast(folded, held_out_images, batch_size=7, engine=engine)
     assert predictions.shape == (len(held_out_images), 219) and predictions.dtype == np.float32
     # Folding BN changes only float32 rounding: errors far below the output's spread.
     assert np.max(np.abs(predictions - expected)) < 1e-4 * np.std(expected)
-    np.testing.assert_allclose(predict_shared_fast(model, held_out_images[:3]), predictions[:3], atol=1e-6)
-    assert predict_shared_fast(folded, held_out_images[:0]).shape == (0, 219)
+    np.testing.assert_allclose(predict_shared_fast(model, held_out_images[:3], engine=engine), predictions[:3],
+                               atol=1e-6)
+    assert predict_shared_fast(folded, held_out_images[:0], engine=engine).shape == (0, 219)
+
+
+@pytest.mark.parametrize("engine", ["kernel", "tensorflow"])
+def test_predict_routes_shared_models_to_the_engine(shared_and_keras_outputs, held_out_images, engine, monkeypatch):
+    """predict() runs a shared model through the kernel when it is the engine, else the graph."""
+    import classes.prediction.shared as shared
+    from classes.prediction import predict
+
+    _, model, expected = shared_and_keras_outputs
+    calls = []
+    real = shared.predict_with_kernel
+    monkeypatch.setattr(shared, "predict_with_kernel", lambda *args, **kwargs: calls.append(1) or real(*args, **kwargs))
+    responses = predict([model], held_out_images[:9], engine=engine)
+    assert responses.shape == (219, 9) and len(calls) == (engine == "kernel")
+    assert np.max(np.abs(responses.T - expected[:9])) < 1e-4 * np.std(expected)
 
 
 def test_folded_fast_path_rejects_bad_input(shared_model, held_out_images):

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from classes.data.images import resize_images
+from classes.data.preprocessing import RecentredImages
 from classes.runtime.quiet_tensorflow import keras, tf
 
 
@@ -183,6 +184,9 @@ def build_feature_extractor(network: str = "resnet50", weights_path=None,
 
 
 def _check_raw_images(images) -> np.ndarray:
+    if isinstance(images, RecentredImages):
+        raise ValueError("images are recentred (made by recenter_images or as_recentred); the "
+                         "task-driven networks take raw pixels: call uncenter_images(images) first.")
     array = np.asarray(images)
     if array.ndim != 4 or array.shape[-1] != 3 or array.shape[1] != array.shape[2]:
         raise ValueError(

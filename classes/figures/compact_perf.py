@@ -1,8 +1,8 @@
 """Figures and tables of script4: Fig. 1h (compact vs ensemble), Fig. 1i (model sizes).
 
 The comparison table (model sizes, then scores against V4), the text of the
-Poisson-noise check, the per-neuron rows of ``per_neuron.csv`` and the two
-figures. Published values come from :mod:`classes.reporting.published`.
+noise-model validation and of the Poisson-noise check, the per-neuron rows of
+``per_neuron.csv`` and the two figures. Published values come from :mod:`classes.reporting.published`.
 """
 
 from __future__ import annotations
@@ -12,15 +12,16 @@ import numpy as np
 from classes.reporting.comparison import comparison_row
 from classes.reporting.published import published
 from classes.runtime.outputs import pyplot
-from classes.scoring.performance import POISSON_LABEL
+from classes.scoring.noise_model import ESTIMATOR_LABELS, ESTIMATORS
+from classes.scoring.performance import NOISE_CORRECTED_LABEL, POISSON_LABEL
 
-PER_NEURON_SCORES = ("pearson_r", "raw_r2", "noise_corrected_r2_poisson", "snr_poisson",
-                     "noise_corrected_r2_exact", "ensemble_noise_corrected_r2_poisson")
+PER_NEURON_SCORES = ("pearson_r", "raw_r2", "noise_corrected_r2", "snr", "noise_corrected_r2_poisson", "snr_poisson",
+                     "noise_corrected_r2_exact", "ensemble_noise_corrected_r2")
 ENSEMBLE_MISSING = ("ensemble weights (data_ensemble_model/ensemble_model_member<i>.keras) are not in "
                     "the release; pass --ensemble-dir with its predictions")
 
 
-def comparison_rows(models, sizes: dict, rows: list[dict], ensemble_summary, notes) -> list[dict]:
+def comparison_rows(models, sizes: dict, rows: list[dict], ensemble_summary, notes, noise_report: dict) -> list[dict]:
     """The published-vs-reproduced rows of script4 (``comparison_row``).
 
     Args:
@@ -32,8 +33,9 @@ def comparison_rows(models, sizes: dict, rows: list[dict], ensemble_summary, not
         ensemble_summary: :func:`classes.scoring.held_out.score_ensemble`'s
             result, or None without ensemble predictions.
         notes: the run's notes; those about missing images go in the table.
+        noise_report: :func:`classes.scoring.noise_validation.validate_noise_model`.
     """
-    return size_rows(models, sizes) + score_rows(rows, ensemble_summary, notes)
+    return size_rows(models, sizes) + score_rows(rows, ensemble_summary, notes, noise_report)
 
 
 def size_rows(models, sizes: dict) -> list[dict]:
@@ -68,7 +70,18 @@ def size_rows(models, sizes: dict) -> list[dict]:
     ]
 
 
-def score_rows(rows: list[dict], ensemble_summary, notes) -> list[dict]:
+def validated_error_text(noise_report: dict) -> str:
+    """The chosen estimator's validated error, e.g. "median bias -0.004 (201016), ..."; '' without it."""
+    validation = noise_report.get("validation", {})
+    if not validation:
+        return "not validated: no raw repeats in this release"
+    biases = ", ".join(f"{entry['median_bias']:+.3f} ({session})" for session, entry in validation.items())
+    errors = ", ".join(f"{entry['p90_abs_error']:.3f}" for entry in validation.values())
+    return (f"validated leave-one-session-out on a half-repeat stand-in model: median bias {biases}, "
+            f"90th pct |error| {errors}")
+
+
+def score_rows(rows: list[dict], ensemble_summary, notes, noise_report: dict) -> list[dict]:
     """Rows on the scores against V4 (Fig. 1h); the ensemble's are not computable without it."""
     row = comparison_row
     num_models = published("num_compact_models").value
@@ -76,13 +89,20 @@ def score_rows(rows: list[dict], ensemble_summary, notes) -> list[dict]:
                  "reproduced" if len(rows) == num_models else "not computable",
                  "; ".join(note for note in notes if "images" in note))]
     if rows:
-        approximate = np.array([item["noise_corrected_r2_poisson"] for item in rows])
+        approximate = np.array([item["noise_corrected_r2"] for item in rows])
+        poisson = np.array([item["noise_corrected_r2_poisson"] for item in rows])
         pearson = np.array([item["pearson_r"] for item in rows])
         sessions = ", ".join(sorted({item["session"] for item in rows}))
+        fano = noise_report.get("fano_factor")
         table.append(row("compact median noise-corrected R2", published("compact_median_r2").value,
                          float(np.nanmedian(approximate)), "approximate",
-                         f"{POISSON_LABEL}; sessions {sessions}; raw repeats of the test sessions "
-                         "are not released, so the exact value is not computable"))
+                         f"{NOISE_CORRECTED_LABEL}{'' if fano is None else f', F = {fano:.3f}'}; "
+                         f"{validated_error_text(noise_report)}; sessions {sessions}; raw repeats of the test "
+                         "sessions are not released, so the exact value is not computable"))
+        table.append(row("compact median noise-corrected R2, plain Poisson", published("compact_median_r2").value,
+                         float(np.nanmedian(poisson)), "approximate",
+                         f"{POISSON_LABEL}: variance = mean count, the session table's repeats; reads high "
+                         "(see the validation below)"))
         table.append(row("compact median Pearson r (exact)", None, float(np.nanmedian(pearson)), "reproduced",
                          "against repeat-averaged held-out responses; no published counterpart"))
     ensemble_rows = (("ensemble median noise-corrected R2", "ensemble_median_r2", "ensemble_median_r2"),
@@ -93,8 +113,57 @@ def score_rows(rows: list[dict], ensemble_summary, notes) -> list[dict]:
             table.append(row(quantity, published(key).value, None, "not computable", ENSEMBLE_MISSING))
         else:
             table.append(row(quantity, published(key).value, ensemble_summary[summary_key],
-                             "approximate", POISSON_LABEL))
+                             "approximate", NOISE_CORRECTED_LABEL))
     return table
+
+
+def format_noise_model(noise_report: dict) -> str:
+    """The text printed under the table on the noise model and its validation.
+
+    Args:
+        noise_report: :func:`classes.scoring.noise_validation.validate_noise_model`.
+    """
+    loso = noise_report.get("leave_one_session_out")
+    if not loso:
+        return "Noise model: no session with raw repeats in this release; F cannot be calibrated or validated."
+    sessions = list(loso)
+    lines = ["Noise-corrected R2 approximations against the exact value, leave-one-session-out (approximate minus "
+             "exact, per neuron, half-repeat stand-in model; F calibrated on the other session):",
+             f"  {'estimator':96s}" + "".join(f"{session + ' median bias':>20s}{'p90 |error|':>13s}"
+                                               for session in sessions)]
+    for estimator in ESTIMATORS:
+        mark = " (reported)" if estimator == noise_report["estimator"] else ""
+        cells = "".join(f"{loso[session][estimator]['median_bias']:+20.4f}{loso[session][estimator]['p90_abs_error']:13.3f}"
+                        for session in sessions)
+        lines.append(f"  {ESTIMATOR_LABELS[estimator] + mark:96s}{cells}")
+    lines.append(f"  F = {noise_report['fano_factor']:.3f}: median Fano factor (exact trial variance / mean count) over "
+                 f"the neurons of {', '.join(noise_report['calibrated_on'])} (monkey PE), used for every test session.")
+    lines.append(format_we_check(noise_report["monkey_we"]))
+    return "\n".join(lines)
+
+
+def format_we_check(check: dict) -> str:
+    """Why 190923 (monkey WE) gets monkey PE's F (:func:`classes.scoring.noise_validation.monkey_we_check`)."""
+    spread, sessions, pe_fano = check["we_count_spread_fano"], check["sessions"], check["pe_fano"]
+    consistent = all(spread["p5"] <= value <= spread["p95"] for value in pe_fano.values())
+    transferred_sd = max(entry["transferred"]["median_bias_sd"] for entry in sessions.values())
+    spread_sd = min(entry["count_spread"]["median_bias_sd"] for entry in sessions.values())
+
+    def biases(choice):
+        return ", ".join(f"{entry[choice]['median_bias']:+.3f} (s.d. {entry[choice]['median_bias_sd']:.3f})"
+                         for entry in sessions.values())
+
+    low, high = check["we_count_range"]
+    cvs = "/".join(f"{entry['inverse_count_cv']:.2f}" for entry in sessions.values())
+    return (f"  190923 (monkey WE) gets F from monkey PE ({', '.join(f'{value:.2f}' for value in pe_fano.values())} in "
+            f"{', '.join(pe_fano)}). Its own estimate from how the spread of its averages grows with 1/n (counts "
+            f"{low}-{high}, cv of 1/n {check['we_inverse_count_cv']:.2f}) is F = {spread['median']:.2f} (90% bootstrap "
+            f"interval {spread['p5']:.2f}-{spread['p95']:.2f}), {'consistent with' if consistent else 'unlike'} "
+            f"monkey PE's. On {', '.join(sessions)} subsampled to a 190923-like count pattern (cv of 1/n "
+            f"{cvs}), transferring F gives "
+            f"median bias {biases('transferred')} over draws, the count-spread F {biases('count_spread')}: "
+            + ("transferring F is the more precise." if transferred_sd < spread_sd
+               else "the count-spread F is as precise here; 190923 still uses the transferred F."))
 
 
 def format_poisson_checks(checks: list[dict]) -> str:
@@ -105,8 +174,8 @@ def format_poisson_checks(checks: list[dict]) -> str:
     """
     if not checks:
         return "Poisson check: no session with raw repeats in this release; the approximation is unchecked."
-    lines = ["Poisson-noise approximation checked on the sessions with raw repeats "
-             "(exact = from the repeats; approx. = variance set to the mean count):"]
+    lines = ["Plain Poisson approximation checked on the sessions with raw repeats "
+             "(exact = from the repeats, per-image counts; approx. = variance set to the mean count):"]
     for check in checks:
         lines.append(
             f"  {check['session']} ({check['num_neurons']} neurons, {check['num_images']} images): "
@@ -192,8 +261,8 @@ def figure_performance(rows, ensemble_available: bool):
     """Fig. 1h: compact vs ensemble per neuron, or the compact models alone.
 
     Args:
-        rows: per-neuron dicts with ``session``, ``noise_corrected_r2_poisson``,
-            ``pearson_r`` and, with an ensemble, ``ensemble_noise_corrected_r2_poisson``.
+        rows: per-neuron dicts with ``session``, ``noise_corrected_r2``,
+            ``pearson_r`` and, with an ensemble, ``ensemble_noise_corrected_r2``.
     """
     plt = pyplot()
     sessions = sorted({row["session"] for row in rows})
@@ -201,11 +270,11 @@ def figure_performance(rows, ensemble_available: bool):
         figure, axis = plt.subplots(figsize=(5, 5))
         for session in sessions:
             chosen = [row for row in rows if row["session"] == session]
-            axis.scatter([row["ensemble_noise_corrected_r2_poisson"] for row in chosen],
-                         [row["noise_corrected_r2_poisson"] for row in chosen], s=10, label=session)
+            axis.scatter([row["ensemble_noise_corrected_r2"] for row in chosen],
+                         [row["noise_corrected_r2"] for row in chosen], s=10, label=session)
         axis.plot([0, 1], [0, 1], "k--", lw=1)
-        axis.set_xlabel("ensemble: noise-corrected R2 (approx., Poisson noise)")
-        axis.set_ylabel("compact: noise-corrected R2 (approx., Poisson noise)")
+        axis.set_xlabel("ensemble: noise-corrected R2 (approx., F x mean noise)")
+        axis.set_ylabel("compact: noise-corrected R2 (approx., F x mean noise)")
         axis.set_title("Fig. 1h")
         axis.legend(fontsize=8)
         figure.tight_layout()
@@ -213,18 +282,18 @@ def figure_performance(rows, ensemble_available: bool):
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     generator = np.random.default_rng(0)
     for index, session in enumerate(sessions):
-        values = np.array([row["noise_corrected_r2_poisson"] for row in rows if row["session"] == session])
+        values = np.array([row["noise_corrected_r2"] for row in rows if row["session"] == session])
         axes[0].scatter(index + generator.uniform(-0.2, 0.2, len(values)), values, s=8)
         axes[0].plot([index - 0.3, index + 0.3], [np.nanmedian(values)] * 2, "k-", lw=2)
     axes[0].set_xticks(range(len(sessions)), sessions)
-    axes[0].set_ylabel("noise-corrected R2 (APPROXIMATE: Poisson noise)")
+    axes[0].set_ylabel("noise-corrected R2 (APPROXIMATE: F x mean noise)")
     axes[0].set_title("compact models vs V4, held-out images\n(ensemble weights not released: Fig. 1h's ensemble axis not computable)", fontsize=9)
     pearson = np.array([row["pearson_r"] for row in rows])
-    approximate = np.array([row["noise_corrected_r2_poisson"] for row in rows])
+    approximate = np.array([row["noise_corrected_r2"] for row in rows])
     axes[1].scatter(pearson**2, approximate, s=8)
     axes[1].plot([0, 1], [0, 1], "k--", lw=1)
     axes[1].set_xlabel("raw R2 (squared Pearson r, exact)")
-    axes[1].set_ylabel("noise-corrected R2 (approx., Poisson noise)")
+    axes[1].set_ylabel("noise-corrected R2 (approx., F x mean noise)")
     axes[1].set_title("the noise correction per neuron", fontsize=9)
     figure.tight_layout()
     return figure

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from classes.analysis.dot_detector import AblationStudy, DotTuning, Screen
+from classes.analysis.dot_model_choice import PREFERRED_RADIUS
 from classes.reporting.comparison import comparison_row
 from classes.reporting.published import published
 from classes.runtime import outputs
@@ -19,7 +20,8 @@ from classes.runtime.outputs import pyplot
 # The published claim on the cumulative ablation of each code layer.
 CUMULATIVE_CLAIMS = {2: "dot_size_invariance_layer2", 3: "dot_size_invariance_layer3"}
 
-# The definitions written to summary.json (see classes.analysis.dot_analysis).
+# The definitions written to summary.json (see classes.analysis.dot_analysis); the paper shows the
+# indices in Fig. 4c-e and Ext. Data Fig. 5c without formulas, so these are the project's reading.
 DEFINITIONS = {
     "dot_selectivity": "(max dot response - mean natural) / (max natural - mean natural)",
     "dot_size_invariance_index": "1 - range(size tuning, filter ablated) / range(size tuning, intact); "
@@ -27,7 +29,18 @@ DEFINITIONS = {
     "dot_number_invariance_index": "the same over the number tuning",
     "retained_drive": "mean over radii of (response - blank response), ablated / intact",
     "ablation": "kernel weights of the filter set to 0 (layer 0 conv kernel, layers 1-4 pointwise column)",
+    "reading": "the paper plots these indices (Fig. 4c-e, Ext. Data Fig. 5c) without a formula; the definitions "
+               "above are this project's reading",
 }
+
+
+def format_definitions() -> str:
+    """The invariance index's definition, printed by script 8 as the project's reading."""
+    return ("Dot-size invariance index (this project's reading; the paper gives no formula): "
+            f"{DEFINITIONS['dot_size_invariance_index']}. 1 = the response no longer depends on dot size; "
+            "silencing the model also gives 1, so the mean drive left is reported beside it, and a cumulative "
+            "ablation counts as reaching invariance only with a subset of the layer and more than 10% of the "
+            "drive left.")
 
 
 def figure_dot_selective_models(rows, order, models, natural, natural_responses, dots, labels):
@@ -230,11 +243,19 @@ def dot_figures(screen: Screen, chosen: int, synthesized: tuple, tuning: DotTuni
 
 
 def _cumulative_row(layer: int, steps: list[dict], layer_size: int, threshold: float) -> dict:
-    """Whether ablating part of one layer made the response independent of dot size."""
+    """Whether ablating part of one layer made the response independent of dot size.
+
+    Reports the last step and, honestly, the highest index reached with part
+    of the layer ablated and more than 10% of the drive left.
+    """
     final = steps[-1]
     reached = bool(final["size_invariance"] >= threshold)
     subset = reached and len(final["ablated"]) < layer_size
     claim = published(CUMULATIVE_CLAIMS[layer]).value if layer in CUMULATIVE_CLAIMS else "(not stated)"
+    driven = [step for step in steps[1:] if len(step["ablated"]) < layer_size and step["retained_drive"] > 0.1]
+    best = max(driven, key=lambda step: np.nan_to_num(step["size_invariance"], nan=-np.inf), default=None)
+    best_text = ("" if best is None else f"; highest index with a subset and >10% of the drive left: "
+                 f"{best['size_invariance']:.2f} after {len(best['ablated'])} of {layer_size}")
     return comparison_row(
         f"cumulative ablation of paper layer {layer + 1} (code layer{layer}) filters makes the "
         "response independent of dot size", claim,
@@ -243,7 +264,7 @@ def _cumulative_row(layer: int, steps: list[dict], layer_size: int, threshold: f
         f"{final['retained_drive']:.0%}",
         "reproduced" if subset and final["retained_drive"] > 0.1 else "differs",
         f"'reaches 1' = index >= {threshold}; reaching it only by ablating the whole layer (which "
-        "silences the model) or with under 10% of the drive left does not count",
+        f"silences the model) or with under 10% of the drive left does not count{best_text}",
     )
 
 
@@ -271,11 +292,14 @@ def comparison_rows(screen_rows: list[dict], chosen_row: dict, probe, study: Abl
         f"chosen model's selectivity {chosen_row['dot_selectivity']:.2f}; against the screen's natural images",
     )]
     preferred = float(probe.radii[int(np.argmax(study.intact["size_tuning"]))])
+    largest = PREFERRED_RADIUS[1]
     table.append(comparison_row(
-        "chosen model prefers small dots (size-tuning peak at radius <= 4 px)",
+        f"chosen model prefers small dots (size-tuning peak at radius <= {largest:g} px)",
         published("dot_size_preference").value, f"peak at radius {preferred:g} px",
-        "reproduced" if preferred <= 4 else "differs",
-        "4 px radius = 8 px diameter of the 112 px image; the threshold is this project's",
+        "reproduced" if preferred <= largest else "differs",
+        f"the Fig. 4 model prefers radius {published('dot_detector_preferred_radius').value} px "
+        f"({published('dot_detector_preferred_radius').source}); {largest:g} px radius = {2 * largest:g} px "
+        "diameter of the 112 px image; the threshold is this project's",
     ))
     for layer, steps in study.cumulative.items():
         table.append(_cumulative_row(layer, steps, num_filters_in_layer[layer], threshold))
@@ -311,7 +335,7 @@ def summarize(screen: Screen, chosen: int, tuning: DotTuning, study: AblationStu
         "comparison": table,
         "layer_numbering": "paper layer = code layer + 1 (paper 1-5 = layer0..layer4)",
         "definitions": DEFINITIONS,
-        "chosen_model": str(screen.models[chosen]),
+        "chosen_model": f"{screen.models[chosen].session_id}/{screen.models[chosen].neuron}",
         "chosen_model_screen": chosen_row,
         "top_models": sorted(screen.rows, key=lambda row: -np.nan_to_num(row["dot_selectivity"], nan=-np.inf))[:10],
         "preferred_dot": {"polarity": chosen_row["best_polarity"], "radius": chosen_row["best_radius"],

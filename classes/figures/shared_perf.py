@@ -11,13 +11,13 @@ from __future__ import annotations
 from classes.compact.shared_model import NUMS_SHARED_FILTERS
 from classes.reporting.comparison import comparison_row
 from classes.runtime import outputs
-from classes.scoring.performance import POISSON_LABEL
+from classes.scoring.performance import NOISE_CORRECTED_LABEL
 from classes.scoring.shared_performance import COMPACT_LABEL, METRICS
 
 
 def format_summary_table(summary_rows) -> str:
     """The per-predictor table printed by script5."""
-    lines = [f"{'teacher':28s} {'K':>4s} {'n':>4s}  {'approx. nc-R2 (Poisson)':>24s}  {'Pearson r':>16s}  "
+    lines = [f"{'teacher':28s} {'K':>4s} {'n':>4s}  {'approx. nc-R2 (F x mean)':>24s}  {'Pearson r':>16s}  "
              f"{'raw R2':>16s}  {'order r (match)':>16s}",]
     for row in summary_rows:
         order = ("" if row["order_median_correlation"] is None
@@ -32,7 +32,7 @@ def figure_performance(summary_rows, teachers):
     """Fig. 3d-e counterpart: mean +/- s.e.m. against K, one line per teacher."""
     figure, axes = outputs.pyplot().subplots(1, 2, figsize=(13.0, 4.2))
     compact = summary_rows[0]
-    for axis, metric, label in ((axes[0], "noise_corrected_r2_poisson", "noise-corrected R2\n(approximate, Poisson noise)"),
+    for axis, metric, label in ((axes[0], "noise_corrected_r2", "noise-corrected R2\n(approximate, F x mean noise)"),
                                 (axes[1], "pearson_r", "Pearson r (exact)")):
         for teacher in teachers:
             chosen = [row for row in summary_rows if row["teacher"] == teacher]
@@ -78,20 +78,20 @@ def comparison_rows(summary_rows, order_results, teachers, filters, models, rows
         f"{result['median_abs_off_diagonal']:.2f}; lowest best-match rate over all {len(order_results)} shared "
         f"models {100 * all_matched:.0f}%"))
     table.append(row(f"{COMPACT_LABEL}: mean noise-corrected R2", None,
-                     f"{compact['noise_corrected_r2_poisson_mean']:.3f} +/- {compact['noise_corrected_r2_poisson_sem']:.3f}",
-                     "approximate", f"{POISSON_LABEL}; {scored} neurons"))
+                     f"{compact['noise_corrected_r2_mean']:.3f} +/- {compact['noise_corrected_r2_sem']:.3f}",
+                     "approximate", f"{NOISE_CORRECTED_LABEL}; {scored} neurons"))
     if "from_ensemble_model" in teachers:
         chosen = [item for item in summary_rows if item["teacher"] == "from_ensemble_model"]
         matching = [item["num_filters"] for item in chosen
-                    if item["noise_corrected_r2_poisson_mean"] >= compact["noise_corrected_r2_poisson_mean"]]
+                    if item["noise_corrected_r2_mean"] >= compact["noise_corrected_r2_mean"]]
         table.append(row("smallest K where from_ensemble_model matches the individual compact models", None,
                          f"K={min(matching)}" if matching else f"none of K={', '.join(str(item['num_filters']) for item in chosen)}",
-                         "approximate", f"mean {POISSON_LABEL} over the same {scored} neurons"))
+                         "approximate", f"mean {NOISE_CORRECTED_LABEL} over the same {scored} neurons"))
     for teacher in teachers:
         chosen = [item for item in summary_rows if item["teacher"] == teacher]
-        best = max(chosen, key=lambda item: item["noise_corrected_r2_poisson_mean"])
-        values = ", ".join(f"K={item['num_filters']}: {item['noise_corrected_r2_poisson_mean']:.3f}" for item in chosen)
+        best = max(chosen, key=lambda item: item["noise_corrected_r2_mean"])
+        values = ", ".join(f"K={item['num_filters']}: {item['noise_corrected_r2_mean']:.3f}" for item in chosen)
         table.append(row(f"{teacher}: mean noise-corrected R2 by K", None,
-                         f"best K={best['num_filters']}: {best['noise_corrected_r2_poisson_mean']:.3f}",
-                         "approximate", f"{POISSON_LABEL}; {values}"))
+                         f"best K={best['num_filters']}: {best['noise_corrected_r2_mean']:.3f}",
+                         "approximate", f"{NOISE_CORRECTED_LABEL}; {values}"))
     return table
