@@ -205,7 +205,7 @@ def run(arguments) -> dict:
     mode = f"loss_curve{arguments.loss_curve}" if arguments.loss_curve else ("quick" if arguments.quick else "full")
     outputs.write_json(output_dir / f"bench_train_{mode}.json", result)
     print(report(result))
-    print(f"wrote {output_dir / f'bench_train_{mode}.json'}")
+    print(f"wrote {script_support.shown(output_dir / f'bench_train_{mode}.json')}")
     return result
 
 
