@@ -32,11 +32,18 @@ def build_arguments(site: Path, cache: Path, data_root, models=MODELS, tutorials
 
 
 def rendered_tutorials(folder: Path) -> Path:
-    """Every tutorial's page, notebook and the index, written by tutorials.build's own functions (not executed)."""
-    from tutorials.build import read_tutorial, tutorial_sources, write_index, write_page
+    """Every tutorial's page, notebook, the index and the stylesheet, by tutorials.build's own functions (not executed)."""
+    from tutorials.build import (
+        read_tutorial,
+        tutorial_sources,
+        write_index,
+        write_page,
+        write_stylesheet,
+    )
 
     for source in tutorial_sources():
         write_page(read_tutorial(source), source, folder)
+    write_stylesheet(folder)
     write_index(folder)
     return folder
 

@@ -154,7 +154,7 @@ def tutorial_title(notebook: nbformat.NotebookNode, fallback: str) -> str:
 
 
 def page_html(notebook: nbformat.NotebookNode, source: Path, colab_prefix: str | None = None) -> str:
-    """A self-contained HTML page of an executed tutorial: its cells, outputs and figures inline.
+    """The HTML page of an executed tutorial: its cells, outputs and figures inline, styled by ``style.css``.
 
     Args:
         notebook: the executed notebook (:func:`execute_tutorial`).
@@ -172,12 +172,21 @@ def page_html(notebook: nbformat.NotebookNode, source: Path, colab_prefix: str |
     links = ['<a href="index.html">all tutorials</a>', f'<a href="{source.stem}.ipynb">notebook</a>']
     if colab_prefix:
         links.append(f'<a href="{html.escape(colab_prefix)}{source.stem}.ipynb">open in Colab</a>')
-    style = (TUTORIALS_FOLDER / "page.css").read_text() + HtmlFormatter().get_style_defs(".highlight")
     return (
-        f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title>\n<style>\n{style}</style>"
+        f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title>\n{STYLESHEET_LINK}"
         f"</head>\n<body><main>\n<nav>{' | '.join(links)} | executed top to bottom in {run} from "
         f"tutorials/{source.name}</nav>\n{body}\n</main>\n</body></html>\n"
     )
+
+
+STYLESHEET_NAME = "style.css"  # one stylesheet beside the pages, shared by all of them
+STYLESHEET_LINK = f'<link rel="stylesheet" href="{STYLESHEET_NAME}">'
+
+
+def write_stylesheet(output_dir: Path) -> Path:
+    """``style.css`` beside the pages: tutorials/page.css and the code highlighting's colours."""
+    style = (TUTORIALS_FOLDER / "page.css").read_text() + HtmlFormatter().get_style_defs(".highlight") + "\n"
+    return write_atomically(Path(output_dir) / STYLESHEET_NAME, lambda path: Path(path).write_text(style))
 
 
 def write_page(notebook: nbformat.NotebookNode, source: Path, output_dir: Path,
@@ -200,7 +209,7 @@ def write_index(output_dir: Path) -> Path:
     )
     text = (
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Tutorials: compact models of V4</title>"
-        "</head>\n<body>\n<h1>Tutorials: compact deep neural network models of V4</h1>\n"
+        f"{STYLESHEET_LINK}</head>\n<body>\n<h1>Tutorials: compact deep neural network models of V4</h1>\n"
         "<p>Each page is a tutorial of this reproduction of Cowley, Stan, Pillow &amp; Smith (Nature 2025), "
         "executed top to bottom with its outputs. The notebook link gives it without outputs, to run "
         "yourself; its first cell sets it up on Colab.</p>\n"
@@ -231,6 +240,7 @@ def build(output_dir=DEFAULT_OUTPUT, step_cap: int | None = None, only=None, wor
         write_page(notebook, source, Path(output_dir), colab_prefix)
         entries.append({"stem": source.stem, "seconds": seconds, "code_cells": code_cells})
         print(f"  {source.stem}: {code_cells} code cells in {seconds:.1f} s", flush=True)
+    write_stylesheet(Path(output_dir))
     write_index(Path(output_dir))
     return entries
 

@@ -20,7 +20,7 @@ from classes.runtime.outputs import write_atomically
 ASSETS = Path(__file__).with_name("assets")
 ASSET_FILES = ("explorer.css", "engine.js", "synthesis.js", "diagram.js", "neuron.js", "index.js")
 # The rendered tutorials: pages and notebooks of ``python -m tutorials.build``, copied into <site>/tutorials/.
-TUTORIAL_SUFFIXES = (".html", ".ipynb")
+TUTORIAL_SUFFIXES = (".html", ".ipynb", ".css")
 TUTORIALS_BUILD = "python -m tutorials.build --out docs/tutorials"
 # A zip member named image<number>.jpg, as classes.data.images reads them.
 _MEMBER = re.compile(r"(?:^|/)image(\d+)\.jpg$", re.IGNORECASE)
@@ -51,7 +51,7 @@ def copy_tutorials(site: Path, tutorials_dir: Path | None) -> int:
     Args:
         site: the site's folder.
         tutorials_dir: the folder ``python -m tutorials.build --out`` wrote
-            (its ``index.html``, ``NN_name.html`` and ``NN_name.ipynb``), or
+            (its ``index.html``, ``style.css``, ``NN_name.html`` and ``NN_name.ipynb``), or
             None.
 
     Returns:
