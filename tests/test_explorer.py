@@ -77,12 +77,13 @@ def test_nothing_loads_from_the_internet(site):
     folder = site[0]
     files = [path for path in folder.rglob("*") if path.suffix in WEB_FILES]
     assert any(path.suffix == ".js" for path in files) and any(path.suffix == ".css" for path in files)
-    # The tutorials' pages show code that names the project's git URL; they load nothing (no script, no link,
-    # every src and href local: test_every_page_exists_and_every_local_link_and_image_resolves).
+    # The tutorials' pages show code that names the project's git URL; they load nothing but their own
+    # stylesheet beside them (no script, no other link; every src and href local:
+    # test_every_page_exists_and_every_local_link_and_image_resolves).
     tutorial_pages = [path for path in files if path.parent == folder / "tutorials"]
     assert tutorial_pages
     for path in tutorial_pages:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8").replace('<link rel="stylesheet" href="style.css">', "")
         assert not re.search(r"<script|<link|<iframe|@import|url\(", text, re.I), path
     for path in set(files) - set(tutorial_pages):
         text = path.read_text(encoding="utf-8")
@@ -99,7 +100,8 @@ def test_the_site_holds_every_rendered_tutorial(site):
     for stem in stems:
         assert (folder / "tutorials" / f"{stem}.html").is_file() and (folder / "tutorials" / f"{stem}.ipynb").is_file()
         assert f'href="{stem}.html"' in (folder / "tutorials" / "index.html").read_text()
-    assert record["site"]["tutorial_files"] == 2 * len(stems) + 1
+    assert (folder / "tutorials" / "style.css").is_file()
+    assert record["site"]["tutorial_files"] == 2 * len(stems) + 2  # pages, notebooks, index, stylesheet
 
 
 def test_neuron_pages_show_what_the_issue_lists(site):
