@@ -20,7 +20,7 @@ Command::
     python script4_compact_perf.py                 # everything, results/script4_compact_perf/
     python script4_compact_perf.py --sessions 190923 --neurons 0,1,2
 
-Expected run time on a 2-core CPU: under 2 minutes (1 min 44 s measured)
+Expected run time on a 2-core CPU: about a minute (48 s measured by benchmarks/bench_paper.py)
 once the images' decode cache exists (first run: add ~10 s to decode the zips and ~1 s to compile
 the fast path's C kernel, classes/prediction/kernel.c).
 

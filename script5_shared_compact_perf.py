@@ -26,10 +26,11 @@ Command::
     python script5_shared_compact_perf.py              # all 56 models, results/script5_shared_compact_perf/
     python script5_shared_compact_perf.py --teachers from_ensemble_model --filters 5,200
 
-Expected run time on this 2-core CPU: about 15 minutes (measured 15.7 min
-with other jobs sharing the machine: the 56 shared models on 1,800 images
-9 min through classes/prediction/shared.py, BN folded and one traced graph;
-the 219 compact models 6.4 min through classes/prediction/stacked.py).
+Expected run time on this 2-core CPU: about 2.5 minutes (151 s measured on
+the idle machine by benchmarks/bench_paper.py; the 56 shared models and the
+219 compact models both run through the compiled kernel of
+classes/prediction/kernel.c; 15.7 min before, with the shared models on the
+TensorFlow graph).
 
 Measured (177 neurons, mean noise-corrected R2, APPROXIMATE, F x mean count
 as script4): the individual compact models 0.550 +/- 0.011;

@@ -35,10 +35,10 @@ Command::
     python script7_filter_analysis.py --num-images 500   # faster
     python script7_filter_analysis.py --quick --out /tmp/s7   # 8 models, 60 images (a minute)
 
-Expected run time on the 2-core CPU: an estimated 10-20 minutes alone (the default
-run used 1,155 CPU-seconds, mostly forward passes of 219 models on 1,000
-images and their Gram matrices; it took 77 minutes wall-clock while sharing
-the 2 cores with other jobs); ``--quick`` about a minute.
+Expected run time on the 2-core CPU: about 5 minutes (297 s measured on the
+idle machine by benchmarks/bench_paper.py: layer activity sampled by the
+compiled kernel, then the Gram matrices and kernel similarities); ``--quick``
+about a minute.
 
 Published numbers compared with (Cowley et al. 2023, Fig. 3a-c and text):
 about 50 filters in early layers and 5-10 in deep layers; kernel similarity

@@ -30,11 +30,10 @@ Command::
     python script8_dot_detector.py --model 201025/12
     python script8_dot_detector.py --quick --out /tmp/s8   # 8 models, small stimulus sets
 
-Expected run time on the 2-core CPU: about 10 minutes (the screen of 219
-models on 494 images each is most of it, 466 s for the whole run before the
-model choice was added; the tuning of the 9 candidates adds about 1.5
-minutes; 25 minutes measured with the machine heavily shared); ``--quick``
-about a minute.
+Expected run time on the 2-core CPU: about 1.5 minutes (95 s measured on
+the idle machine by benchmarks/bench_paper.py, the screen of 219 models on
+494 images each running through the compiled kernel; 466 s before);
+``--quick`` under a minute.
 
 Published results compared with (Cowley et al. 2023, Fig. 4): some compact
 models are dot detectors, preferring small dots to natural images; the Fig. 4
