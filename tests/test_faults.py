@@ -304,3 +304,17 @@ def test_a_killed_run_is_tidied_up_by_the_next(tmp_path):
     assert (following.path / "all").is_dir()
     following.abandon()
     assert sorted(path.name for path in out.iterdir()) == [".cowley2023-results", "all", "summary.json"]
+
+
+def test_messages_name_the_final_folder_of_nested_runs(tmp_path, monkeypatch):
+    """A run inside another run's folder (bench_paper around reproduce_paper) names where its files end up."""
+    from classes.reporting import script_support
+
+    outer = ResultFolder(tmp_path / "bench")
+    inner = ResultFolder(outer.path / "reproduction")
+    monkeypatch.setattr(script_support, "_ACTIVE", [outer, inner])
+    written = inner.path / "report.json"
+    assert ".partial-" in str(written)
+    assert script_support.shown(f"wrote {written}") == f"wrote {tmp_path / 'bench' / 'reproduction' / 'report.json'}"
+    inner.abandon()
+    outer.abandon()

@@ -119,7 +119,10 @@ def _verify(data_root: Path) -> None:
 
 def shown(text) -> str:
     """``text`` (a path or message) naming the results folder where it names this run's new folder."""
-    return _ACTIVE[-1].shown(text) if _ACTIVE else str(text)
+    text = str(text)
+    for folder in reversed(_ACTIVE):  # a run's folder may lie inside another run's (bench_paper around reproduce_paper)
+        text = folder.shown(text)
+    return text
 
 
 def _raise_interrupt(signal_number, frame):
