@@ -38,7 +38,7 @@
 # A student that copied it well and was pruned well should keep few filters
 # in the last three layers.
 #
-# Run time on the 2-core CPU: about 5 minutes in full, about 1 minute with
+# Run time on the 2-core CPU: about 2 minutes in full, under 1 minute with
 # the step cap that CI sets.
 
 # %% [markdown]
