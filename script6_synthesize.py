@@ -35,10 +35,10 @@ Commands::
     python script6_synthesize.py --all --models 190923/0,201025/27
 
 Expected run time on this 2-core CPU: default run under a minute (48 s
-measured on the idle machine by benchmarks/bench_paper.py); ``--all`` was
-9-13 s per model, 35-50 minutes for the 219 models (300 steps each, pool of
-1,000 normal images), before the synthesis loop was traced once for all
-models, and has not been timed since; interrupt and rerun to resume.
+measured on the idle machine by benchmarks/bench_paper.py); ``--all`` about
+6 minutes for the 219 models (375 s measured, 1.7 s per model: 300 steps
+each, pool of 1,000 normal images, the synthesis loop traced once for all
+models; 35-50 minutes before); interrupt and rerun to resume.
 
 Default step count: 300. For three models measured with 1,000 steps, the best
 response at 300 steps was 96% of the 1,000-step value (93% at 200, 98.5% at
