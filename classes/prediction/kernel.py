@@ -44,8 +44,10 @@ __all__ = [
     "default_threads",
     "kernel_isa",
     "kernel_unavailable_reason",
+    "padded_count",
     "predict_with_kernel",
     "prepare_kernel_model",
+    "zero_padded",
 ]
 
 SOURCE = Path(__file__).with_name("kernel.c")
@@ -151,11 +153,13 @@ def _library_or_error(isa: str | None = None) -> ctypes.CDLL:
         raise RuntimeError(f"The compiled kernel cannot run here: {error}.") from None
 
 
-def _padded(count: int, lanes: int) -> int:
+def padded_count(count: int, lanes: int) -> int:
+    """``count`` rounded up to a multiple of ``lanes`` (the kernels' channel padding)."""
     return -(-count // lanes) * lanes
 
 
-def _pad(array: np.ndarray, shape: tuple) -> np.ndarray:
+def zero_padded(array: np.ndarray, shape: tuple) -> np.ndarray:
+    """``array`` in the corner of a float32 zero array of ``shape`` (padded channels carry zero weights)."""
     result = np.zeros(shape, dtype=np.float32)
     result[tuple(slice(0, size) for size in array.shape)] = array
     return result
@@ -163,14 +167,14 @@ def _pad(array: np.ndarray, shape: tuple) -> np.ndarray:
 
 def _trunk_layout(arrays, counts, lanes: int) -> list[np.ndarray]:
     """Layers 0-4 padded to ``lanes``: kernel0, bias0, 4 depthwise, 4 pointwise, 4 biases."""
-    padded = [_padded(count, lanes) for count in counts]
-    layout = [_pad(arrays[0].reshape(75, counts[0]), (75, padded[0])), _pad(arrays[1], (padded[0],))]
+    padded = [padded_count(count, lanes) for count in counts]
+    layout = [zero_padded(arrays[0].reshape(75, counts[0]), (75, padded[0])), zero_padded(arrays[1], (padded[0],))]
     depthwise, pointwise, biases = [], [], []
     for layer in range(1, 5):
         kernel, weights, bias = arrays[3 * layer - 1 : 3 * layer + 2]
-        depthwise.append(_pad(kernel.reshape(25, counts[layer - 1]), (25, padded[layer - 1])))
-        pointwise.append(_pad(weights.reshape(counts[layer - 1], counts[layer]), (padded[layer - 1], padded[layer])))
-        biases.append(_pad(bias, (padded[layer],)))
+        depthwise.append(zero_padded(kernel.reshape(25, counts[layer - 1]), (25, padded[layer - 1])))
+        pointwise.append(zero_padded(weights.reshape(counts[layer - 1], counts[layer]), (padded[layer - 1], padded[layer])))
+        biases.append(zero_padded(bias, (padded[layer],)))
     return layout + depthwise + pointwise + biases
 
 
@@ -181,10 +185,10 @@ def _shared_readout(arrays, channels: int, lanes: int) -> list[np.ndarray]:
     ``sum_p pool[p, o] * (mixed[p, o] + b[o]) = sum_p pool[p, o] * mixed[p, o] + b[o] * sum_p pool[p, o]``.
     """
     mixing, mixing_bias, pool, pool_bias = arrays[14:18]
-    outputs = _padded(mixing.shape[1], lanes)
+    outputs = padded_count(mixing.shape[1], lanes)
     pool = pool.reshape(-1, mixing.shape[1])
     output_bias = pool_bias.astype(np.float64) + mixing_bias.astype(np.float64) * pool.astype(np.float64).sum(axis=0)
-    return [_pad(mixing, (channels, outputs)), _pad(pool, (pool.shape[0], outputs)), output_bias.astype(np.float32)]
+    return [zero_padded(mixing, (channels, outputs)), zero_padded(pool, (pool.shape[0], outputs)), output_bias.astype(np.float32)]
 
 
 class KernelModel:
@@ -210,7 +214,7 @@ class KernelModel:
             mixing, pool, output_bias = _shared_readout(arrays, channels[4], lanes)
             self.outputs = int(arrays[15].shape[0])
         else:
-            readout = _pad(arrays[14], (28, 28, channels[4]))
+            readout = zero_padded(arrays[14], (28, 28, channels[4]))
             mixing = pool = None
             output_bias = np.asarray(arrays[15], np.float32).reshape(1)
             self.outputs = 1

@@ -12,7 +12,6 @@ the one running and its elapsed time.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import resource
@@ -24,6 +23,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from classes.data.data_root import sha256_of_file
 from classes.reporting.paper_scripts import PaperScript
 from classes.runtime.outputs import write_json
 from classes.runtime.paths import REPOSITORY_ROOT
@@ -54,10 +54,6 @@ def result_files(out: Path, script: PaperScript) -> list[Path]:
     return sorted((Path(out) / script.name).glob(script.result_pattern))
 
 
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def read_record(out: Path, script: PaperScript) -> dict | None:
     """The record of the script's last run in ``out``; None when absent or unreadable."""
     try:
@@ -78,7 +74,7 @@ def is_complete(out: Path, script: PaperScript, arguments: list[str]) -> bool:
     recorded = record.get("result_files") or {}
     present = {path.name: path for path in result_files(out, script)}
     return bool(recorded) and set(recorded) == set(present) and all(
-        _digest(present[name]) == digest for name, digest in recorded.items())
+        sha256_of_file(present[name]) == digest for name, digest in recorded.items())
 
 
 def run_process(command: list[str], log: Path, tick) -> int:
@@ -144,7 +140,7 @@ def run_one(script: PaperScript, out: Path, arguments: list[str], tick) -> dict:
         "seconds": time.perf_counter() - start,
         "cpu_seconds": _children_cpu_seconds() - cpu_start,
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "result_files": {path.name: _digest(path) for path in result_files(out, script)},
+        "result_files": {path.name: sha256_of_file(path) for path in result_files(out, script)},
     }
     write_json(record_path(out, script), record)
     return record

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from classes.compact.model import BN_EPSILON, NUM_LAYERS, WEIGHTS_PER_MODEL
+from classes.prediction.kernel import padded_count, zero_padded
 from classes.runtime.native import compile_and_load
 from classes.training.patch_moments import patch_moments
 
@@ -97,16 +98,6 @@ def batch_norm_indices(layer: int) -> tuple[int, int, int, int]:
     return first, first + 1, first + 2, first + 3
 
 
-def _padded_count(count: int, width: int) -> int:
-    return -(-count // width) * width
-
-
-def _pad_to(array: np.ndarray, shape: tuple) -> np.ndarray:
-    result = np.zeros(shape, np.float32)
-    result[tuple(slice(0, size) for size in array.shape)] = array
-    return result
-
-
 class KernelStep:
     """Loss, gradients and batch statistics of one training step (see the module docstring).
 
@@ -129,7 +120,7 @@ class KernelStep:
         self.library = load_training_library(isa)
         self.width = int(self.library.train_vector_width())
         self.counts = [int(count) for count in nums_filters]
-        self.channels = [_padded_count(count, self.width) for count in self.counts]
+        self.channels = [padded_count(count, self.width) for count in self.counts]
         self.batch_size = int(batch_size)
         # This step's own thread count (every phase gets it): results do not depend on it.
         self.threads = int(threads) if threads is not None else int(self.library.train_threads())
@@ -168,17 +159,17 @@ class KernelStep:
         channels, counts = self.channels, self.counts
         self.weights = [np.asarray(array, np.float32) for array in weights]
         kernel0 = self.weights[0].reshape(75, counts[0])
-        self.kernel0 = _pad_to(kernel0, (75, channels[0]))
+        self.kernel0 = zero_padded(kernel0, (75, channels[0]))
         self.depthwise, self.pointwise, self.pointwise_t, self.bias = [], [], [], []
         for layer in range(1, 5):
             offset = 6 + 7 * (layer - 1)
             previous, current = channels[layer - 1], channels[layer]
-            self.depthwise.append(_pad_to(self.weights[offset].reshape(25, -1), (25, previous)))
-            pointwise = _pad_to(self.weights[offset + 1].reshape(counts[layer - 1], counts[layer]), (previous, current))
+            self.depthwise.append(zero_padded(self.weights[offset].reshape(25, -1), (25, previous)))
+            pointwise = zero_padded(self.weights[offset + 1].reshape(counts[layer - 1], counts[layer]), (previous, current))
             self.pointwise.append(pointwise)
             self.pointwise_t.append(np.ascontiguousarray(pointwise.T))
-            self.bias.append(_pad_to(self.weights[offset + 2], (current,)))
-        self.readout = _pad_to(self.weights[34].reshape(784, counts[4]), (784, channels[4]))
+            self.bias.append(zero_padded(self.weights[offset + 2], (current,)))
+        self.readout = zero_padded(self.weights[34].reshape(784, counts[4]), (784, channels[4]))
         struct = self.struct
         struct.kernel0 = pointer(self.kernel0)
         for index in range(5):
