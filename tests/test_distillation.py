@@ -12,7 +12,7 @@ from classes.compact.model import build_compact_model
 from classes.data.image_stream import ImageStream
 from classes.prediction import predict
 from classes.runtime.keras_files import load_keras_file
-from classes.training.distillation import initial_student_weights, smooth_weights
+from classes.training.distillation import initial_student_weights
 from classes.training.stream_distillation import (
     LabelledStream,
     StreamTraining,
@@ -20,6 +20,7 @@ from classes.training.stream_distillation import (
     pruning_set,
     train_on_stream,
 )
+from classes.training.student import smooth_weights
 from classes.training.teacher import Teacher, TeacherCache
 from classes.training.trainers import make_trainer
 

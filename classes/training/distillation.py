@@ -12,24 +12,8 @@ import numpy as np
 
 from classes.compact.model import build_compact_model, check_nums_filters
 from classes.runtime.quiet_tensorflow import keras
-from classes.training.student import (
-    READOUT_INDEX,
-    SMOOTHING_MODE,
-    SMOOTHING_SIGMA,
-    STUDENT_FILTERS,
-    smooth_weights,
-)
 
-# The student's size and the smoothing live in classes.training.student;
-# they are importable from here too.
-__all__ = [
-    "READOUT_INDEX",
-    "SMOOTHING_MODE",
-    "SMOOTHING_SIGMA",
-    "STUDENT_FILTERS",
-    "initial_student_weights",
-    "smooth_weights",
-]
+__all__ = ["initial_student_weights"]
 
 
 def initial_student_weights(nums_filters, seed: int = 0) -> list[np.ndarray]:

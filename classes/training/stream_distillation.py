@@ -3,7 +3,7 @@
 The paper distilled each compact model in one pass over 12 million images
 in blocks of 2,000, with Adam (1e-4), MSE and batches of 64, and after every
 500,000-image chunk smoothed layers 1-4's depthwise kernels and the readout
-maps (SPEC section 2; :func:`classes.training.distillation.smooth_weights`).
+maps (SPEC section 2; :func:`classes.training.student.smooth_weights`).
 Here the images are the blocks of a :class:`classes.data.image_stream.ImageStream`,
 labelled by a :class:`classes.training.teacher.TeacherCache` (one column of
 the teacher's outputs: the neuron), and a trainer of
@@ -49,8 +49,8 @@ from classes.compact.model import model_from_weights, save_compact_model
 from classes.data.image_stream import ImageStream
 from classes.prediction import predict
 from classes.training.checkpoints import RunFolder
-from classes.training.distillation import SMOOTHING_SIGMA, smooth_weights
 from classes.training.pruning import squared_correlation
+from classes.training.student import SMOOTHING_SIGMA, smooth_weights
 from classes.training.teacher import TeacherCache
 from classes.training.trainers import load_trainer_state, save_trainer_state
 
