@@ -41,14 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
-from classes.compact.model import (
-    build_compact_model,
-    load_compact_model,
-    load_nums_filters,
-    model_file,
-    model_id,
-    save_compact_model,
-)
+from classes.compact.architecture import load_nums_filters, model_file, model_id
+from classes.compact.model import build_compact_model, load_compact_model, save_compact_model
 from classes.compact.tools import nums_filters_of, predict_responses
 from classes.compact.torch_agreement import agreement_statistics, evaluation_images
 from classes.compact.torch_conversion import (

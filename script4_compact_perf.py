@@ -38,8 +38,8 @@ import time
 
 import numpy as np
 
+from classes.compact.architecture import load_nums_filters
 from classes.compact.choice import choose_test_models
-from classes.compact.model import load_nums_filters
 from classes.compact.model_size import compact_parameter_count, ensemble_parameter_count
 from classes.compact.tools import count_convolutional_filters
 from classes.data.images import available_image_sessions

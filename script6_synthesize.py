@@ -58,8 +58,9 @@ import time
 from classes.analysis import preferred_stimuli, synthesis_sheet
 from classes.analysis.causal_images import DEFAULT_MAX_PIXEL_CHANGE, DEFAULT_NUM_SMOOTHED_PATCHES
 from classes.analysis.synthesis import DEFAULT_NUM_STEPS
+from classes.compact.architecture import model_id
 from classes.compact.choice import parse_model_list
-from classes.compact.model import load_compact_model, model_id
+from classes.compact.model import load_compact_model
 from classes.figures import synthesis as synthesis_figures
 from classes.reporting import script_support
 from classes.runtime import outputs

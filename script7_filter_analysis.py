@@ -61,8 +61,8 @@ from classes.analysis.layer_comparison import (
     kernel_similarity_analysis,
     signal_correlation,
 )
+from classes.compact.architecture import load_nums_filters
 from classes.compact.choice import spread_models
-from classes.compact.model import load_nums_filters
 from classes.data.normal_images import load_normal_images
 from classes.figures.filter_analysis import (
     comparison_rows,

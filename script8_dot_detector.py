@@ -53,8 +53,9 @@ import time
 from classes.analysis.dot_analysis import ResponseFunction, num_filters, synthesize_maximizing_image
 from classes.analysis.dot_detector import ablation_study, screen_models, screened_index
 from classes.analysis.dot_model_choice import CRITERIA, choose_dot_detector
+from classes.compact.architecture import NUM_LAYERS
 from classes.compact.choice import parse_model, spread_models
-from classes.compact.model import NUM_LAYERS, load_compact_model
+from classes.compact.model import load_compact_model
 from classes.figures.dot_choice import (
     candidate_rows,
     choice_comparison_row,

@@ -54,8 +54,8 @@ from tqdm import tqdm
 
 from classes.analysis.layer_comparison import signal_correlation
 from classes.analysis.synthesis import DEFAULT_NUM_STEPS
+from classes.compact.architecture import all_model_ids
 from classes.compact.choice import parse_model_list
-from classes.compact.model import all_model_ids
 from classes.explorer import responses, site, site_files, summaries
 from classes.explorer.dot_tuning import dot_records
 from classes.explorer.synthesized import synthesized_images

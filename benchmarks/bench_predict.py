@@ -55,12 +55,8 @@ import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from benchmarks.measurement import PeakMemory, matmul_rates, reference_rate  # noqa: E402
-from classes.compact.model import (  # noqa: E402
-    load_compact_model,
-    load_weights_npy,
-    model_id,
-    nums_filters_from_weights,
-)
+from classes.compact.architecture import load_weights_npy, model_id, nums_filters_from_weights
+from classes.compact.model import load_compact_model
 from classes.compact.tools import predict_responses  # noqa: E402
 from classes.data.images import load_images  # noqa: E402
 from classes.data.preprocessing import recenter_images  # noqa: E402

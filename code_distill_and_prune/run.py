@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from classes.compact.model import model_id
+from classes.compact.architecture import model_id
 from classes.figures.compression import format_results_table, format_stage_table
 from classes.reporting.script_support import entry_point, parse, script_parser, shown, start_script
 from classes.runtime.outputs import write_atomically, write_json

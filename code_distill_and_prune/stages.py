@@ -22,13 +22,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from classes.compact.architecture import load_weights_npz
-from classes.compact.model import (
-    ModelId,
-    model_from_weights,
-    nums_filters_from_weights,
-    save_compact_model,
-)
+from classes.compact.architecture import ModelId, load_weights_npz, nums_filters_from_weights
+from classes.compact.model import model_from_weights, save_compact_model
 from classes.data.data_root import sha256_of_file
 from classes.data.image_stream import ImageStream
 from classes.figures.compression import figure_learning_curves

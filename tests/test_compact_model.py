@@ -12,21 +12,19 @@ import numpy as np
 import pytest
 from scipy.signal import correlate2d
 
-from classes.compact.model import (
+from classes.compact.architecture import (
     WEIGHTS_PER_MODEL,
     ModelId,
     all_model_ids,
-    build_compact_model,
     check_nums_filters,
-    load_compact_model,
     load_nums_filters,
     load_weights_npy,
     model_file,
     model_id,
     nums_filters_from_weights,
     parse_model_stem,
-    save_compact_model,
 )
+from classes.compact.model import build_compact_model, load_compact_model, save_compact_model
 from classes.compact.tools import (
     ablate_filters,
     count_convolutional_filters,

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from classes.compact.model import load_nums_filters, model_id
+from classes.compact.architecture import load_nums_filters, model_id
 from classes.compact.tools import predict_responses
 from classes.data.image_stream import ImageStream
 from classes.data.responses import load_held_out

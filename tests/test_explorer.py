@@ -124,7 +124,7 @@ def test_neuron_pages_show_what_the_issue_lists(site):
 
 
 def test_scores_are_script4s(site, data_root):
-    from classes.compact.model import model_id
+    from classes.compact.architecture import model_id
     from classes.scoring.held_out import score_models_on_held_out
 
     _, cache, _ = site
@@ -159,7 +159,7 @@ def test_preferred_images_carry_keras_responses(site, data_root):
 
 
 def test_exported_weights_are_the_folded_weights(data_root):
-    from classes.compact.model import load_weights_npy, model_id
+    from classes.compact.architecture import load_weights_npy, model_id
     from classes.explorer.weights_export import browser_arrays, encode_array, model_spec
     from classes.prediction.folding import FOLDED_NAMES, fold_weights
 
@@ -180,7 +180,7 @@ def test_rebuild_reads_the_cache_and_reuses_script6_images(site, data_root, tmp_
 
     import script9_explorer as script9
     from classes.analysis import synthesis_sheet
-    from classes.compact.model import model_id
+    from classes.compact.architecture import model_id
     from classes.explorer import dot_tuning, responses, synthesized
 
     _, cache, _ = site

@@ -9,7 +9,7 @@ import pytest
 from tqdm import tqdm
 
 import classes.prediction.kernel as fast_kernel
-from classes.compact.model import load_weights_npy, model_id
+from classes.compact.architecture import load_weights_npy, model_id
 from classes.data.images import load_images
 from classes.data.preprocessing import recenter_images
 from classes.prediction.stacked import predict_stacked, resolve_engine, stack_compact_models

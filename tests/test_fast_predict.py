@@ -5,13 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from classes.compact.model import (
-    ModelId,
-    build_compact_model,
-    load_compact_model,
-    load_weights_npy,
-    model_id,
-)
+from classes.compact.architecture import ModelId, load_weights_npy, model_id
+from classes.compact.model import build_compact_model, load_compact_model
 from classes.data.images import load_images
 from classes.data.preprocessing import RECENTERED_MAX, RECENTERED_MIN, recenter_images
 from classes.prediction.kernel import kernel_unavailable_reason

@@ -24,7 +24,7 @@ import pytest
 import classes.data.release_files as release_files
 import script1_plot_responses as script1
 import script4_compact_perf as script4
-from classes.compact.model import load_nums_filters, load_weights_npy, model_file, model_id
+from classes.compact.architecture import load_nums_filters, load_weights_npy, model_file, model_id
 from classes.data.decode_cache import verify_decode_caches
 from classes.data.images import load_images
 from classes.data.preprocessing import as_recentred, recenter_images

@@ -99,7 +99,8 @@ def test_permutation_test():
 
 
 def test_kernels_from_weights_match_keras_layers(data_root):
-    from classes.compact.model import all_model_ids, load_compact_model, load_weights_npy
+    from classes.compact.architecture import all_model_ids, load_weights_npy
+    from classes.compact.model import load_compact_model
     from classes.compact.tools import get_kernels
 
     identifier = all_model_ids()[0]

@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from classes.compact.model import all_model_ids, load_nums_filters, model_file
+from classes.compact.architecture import all_model_ids, load_nums_filters, model_file
 from classes.compact.model_size import compact_parameter_count, ensemble_parameter_count
 from classes.data.repeat_counts import repeat_counts
 from classes.data.responses import load_held_out, load_raw

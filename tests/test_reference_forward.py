@@ -19,13 +19,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from classes.compact.model import (
-    all_model_ids,
-    build_compact_model,
-    load_compact_model,
-    load_nums_filters,
-    load_weights_npy,
-)
+from classes.compact.architecture import all_model_ids, load_nums_filters, load_weights_npy
+from classes.compact.model import build_compact_model, load_compact_model
 from classes.compact.model_size import compact_parameter_count
 from classes.compact.tools import predict_responses
 from classes.data.images import load_images

@@ -149,7 +149,7 @@ def test_all_records_round_trip_and_resume_marker(tmp_path):
         summarize_records,
         write_record,
     )
-    from classes.compact.model import model_id
+    from classes.compact.architecture import model_id
 
     identifier = model_id("190923", 2)
     normal = np.array([1.0, 2.0, 3.0])  # mean 2, max 3, range 2
@@ -178,8 +178,8 @@ def test_all_records_round_trip_and_resume_marker(tmp_path):
 
 def test_models_flag_reads_both_spellings():
     # script6's --models goes through parse_model_list.
+    from classes.compact.architecture import model_id
     from classes.compact.choice import parse_model_list
-    from classes.compact.model import model_id
 
     assert parse_model_list("190923/2, compact_model_201025_neuron27,190923/neuron2") == [
         model_id("190923", 2), model_id("201025", 27)]

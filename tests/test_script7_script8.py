@@ -72,7 +72,8 @@ def test_probe_set_layout_and_evaluation():
 
 @pytest.fixture(scope="module")
 def dot_model(data_root):
-    from classes.compact.model import all_model_ids, load_compact_model
+    from classes.compact.architecture import all_model_ids
+    from classes.compact.model import load_compact_model
 
     identifier = all_model_ids()[100]
     return load_compact_model(identifier.session_id, identifier.neuron, "npy", data_root=data_root)

@@ -160,7 +160,8 @@ def test_compact_graph_equals_the_keras_model_bit_for_bit(released_model):
 def test_models_stepped_together_get_the_images_each_gets_alone(data_root):
     from classes.analysis.causal_images import predict_raw
     from classes.analysis.synthesis import synthesize_compact_models
-    from classes.compact.model import load_weights_npy, model_from_weights, model_id
+    from classes.compact.architecture import load_weights_npy, model_id
+    from classes.compact.model import model_from_weights
 
     weight_lists = [load_weights_npy(model_id(session, neuron), data_root)
                     for session, neuron in (("190923", 3), ("201025", 40), ("210225", 7))]

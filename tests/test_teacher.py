@@ -7,7 +7,8 @@ import os
 import numpy as np
 import pytest
 
-from classes.compact.model import load_compact_model, model_file, model_id
+from classes.compact.architecture import model_file, model_id
+from classes.compact.model import load_compact_model
 from classes.compact.shared_model import load_shared_compact_model, predict_shared
 from classes.compact.tools import predict_responses
 from classes.data.data_root import sha256_of_file

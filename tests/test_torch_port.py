@@ -19,15 +19,14 @@ if os.environ.get("CI"):
 else:
     torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install torch)")
 
-from classes.compact.model import (  # noqa: E402
+from classes.compact.architecture import (
     BN_EPSILON,
     all_model_ids,
-    build_compact_model,
-    load_compact_model,
     load_weights_npy,
     model_file,
     model_id,
 )
+from classes.compact.model import build_compact_model, load_compact_model
 from classes.compact.tools import layer_activity, predict_responses  # noqa: E402
 from classes.compact.torch_agreement import (  # noqa: E402
     MEASURED_MAX_RELATIVE_DIFFERENCE,

@@ -70,7 +70,8 @@ plt = pyplot()
 # summary.
 
 # %%
-from classes.compact.model import load_compact_model, load_nums_filters, model_file, model_id
+from classes.compact.architecture import load_nums_filters, model_file, model_id
+from classes.compact.model import load_compact_model
 
 identifier = model_id("190923", 0)
 for file_format in ("keras", "torch", "npy", "nums_filters", "summary"):
@@ -151,7 +152,7 @@ image_grid(raw_images[order], [f"response {responses[0, index]:.2f}" for index i
 # deviation. PyTorch is optional: its rows need `pip install torch`.
 
 # %%
-from classes.compact.model import load_weights_npy
+from classes.compact.architecture import load_weights_npy
 from classes.compact.torch_agreement import relative_max_difference
 from classes.compact.torch_conversion import (
     load_torch_compact_model,

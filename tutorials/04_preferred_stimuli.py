@@ -62,7 +62,8 @@ plt = pyplot()
 # display and recentred for the model.
 
 # %%
-from classes.compact.model import load_compact_model, model_id
+from classes.compact.architecture import model_id
+from classes.compact.model import load_compact_model
 from classes.data.candidate_images import load_image_pool, normal_image_sessions
 from classes.data.preprocessing import recenter_images
 from classes.figures.synthesis import image_grid

@@ -87,7 +87,7 @@ image_grid(np.stack([image for _, image in examples]), [title for title, _ in ex
 
 # %%
 from classes.analysis.dot_detector import screen_models
-from classes.compact.model import model_id
+from classes.compact.architecture import model_id
 from classes.figures.dots import figure_dot_selective_models
 
 models = [model_id("201025", neuron) for neuron in range(capped(10, minimum=3))]

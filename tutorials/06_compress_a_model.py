@@ -340,7 +340,7 @@ print(f"retrained on {retrained['images_seen']:,} images in {retrained['seconds'
 # ceiling a perfect copy would reach.
 
 # %%
-from classes.compact.model import model_id
+from classes.compact.architecture import model_id
 from classes.figures.compression import figure_learning_curves, format_stage_table
 from classes.training.compression_report import neuron_record, score_models
 

@@ -18,7 +18,7 @@ hundreds of steps.
 
 from __future__ import annotations
 
-from classes.compact.model import BN_EPSILON, NUM_LAYERS, STRIDES, WEIGHTS_PER_MODEL
+from classes.compact.architecture import BN_EPSILON, NUM_LAYERS, STRIDES, WEIGHTS_PER_MODEL
 from classes.runtime.quiet_tensorflow import keras, tf
 
 __all__ = ["compact_forward", "compact_response_function", "compact_weights", "is_compact_model", "weights_signature"]

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from classes.analysis.dot_stimuli import blank_image, dot_image, random_dot_centers
-from classes.compact.model import NUM_LAYERS
+from classes.compact.architecture import NUM_LAYERS
 from classes.compact.tools import get_kernels, set_kernels
 from classes.data.preprocessing import RECENTERED_MAX, RECENTERED_MIN, RGB_MEANS, recenter_images
 from classes.prediction import predict

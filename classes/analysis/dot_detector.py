@@ -29,7 +29,7 @@ from classes.analysis.dot_analysis import (
     dot_selectivity_index,
 )
 from classes.analysis.dot_stimuli import BLACK, WHITE, blank_image, grid_centers, single_dot_images
-from classes.compact.model import ModelId
+from classes.compact.architecture import ModelId
 from classes.data.normal_images import load_normal_images
 from classes.data.preprocessing import recenter_images, uncenter_images
 from classes.prediction import predict

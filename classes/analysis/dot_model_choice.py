@@ -34,7 +34,8 @@ from tqdm import tqdm
 from classes.analysis.dot_analysis import ResponseFunction
 from classes.analysis.dot_detector import DotTuning, Screen, measure_dot_tuning
 from classes.analysis.dot_stimuli import IMAGE_SIZE, grid_centers
-from classes.compact.model import load_compact_model, load_nums_filters
+from classes.compact.architecture import load_nums_filters
+from classes.compact.model import load_compact_model
 from classes.data.sessions import get_session
 
 MIN_LAYER2_FILTERS = 12

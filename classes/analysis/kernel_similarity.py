@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import numpy as np
 
-# classes.compact.model.NUM_LAYERS, repeated so this pure-NumPy module does
+# classes.compact.architecture.NUM_LAYERS, repeated so this pure-NumPy module does
 # not import TensorFlow.
 NUM_LAYERS = 5
 
@@ -52,7 +52,7 @@ def kernels_from_weights(weights, layer: int) -> np.ndarray:
 
     Args:
         weights: the 36 arrays of a compact model (Keras ``get_weights()``
-            order, as :func:`classes.compact.model.load_weights_npy` returns).
+            order, as :func:`classes.compact.architecture.load_weights_npy` returns).
         layer: 0..4 (code numbering).
 
     Returns:

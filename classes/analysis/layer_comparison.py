@@ -29,7 +29,7 @@ from classes.analysis.kernel_similarity import (
     permutation_test,
     sample_pair_similarities,
 )
-from classes.compact.model import NUM_LAYERS, ModelId, load_weights_npy
+from classes.compact.architecture import NUM_LAYERS, ModelId, load_weights_npy
 from classes.prediction.activity import sampled_activity
 
 __all__ = [

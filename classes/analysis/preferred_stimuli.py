@@ -26,7 +26,7 @@ from classes.analysis.causal_images import (
     smooth_minus_image,
 )
 from classes.analysis.synthesis import SynthesisResult, synthesize_images
-from classes.compact.model import ModelId
+from classes.compact.architecture import ModelId
 from classes.data.candidate_images import load_image_pool, normal_image_sessions
 from classes.data.images import available_image_sessions
 from classes.scoring.calibration import calibrate_models, pool_responses

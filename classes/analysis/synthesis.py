@@ -200,7 +200,7 @@ def synthesize_compact_models(
 
     Args:
         weight_lists: per model its 36 ``get_weights()`` arrays (e.g.
-            :func:`classes.compact.model.load_weights_npy`).
+            :func:`classes.compact.architecture.load_weights_npy`).
         direction, num_steps, seed, grayscale: as for :func:`synthesize_images`.
         group_size: models per graph call (2 suits 2 cores).
         progress: optional tqdm bar, advanced by models finished.

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from classes.analysis.causal_images import predict_raw
 from classes.analysis.synthesis import synthesize_compact_models
-from classes.compact.model import ModelId, all_model_ids, load_weights_npy
+from classes.compact.architecture import ModelId, all_model_ids, load_weights_npy
 from classes.data.candidate_images import load_image_pool, normal_image_sessions
 from classes.runtime import outputs
 from classes.scoring.calibration import calibrate_models, pool_responses
@@ -84,7 +84,7 @@ def write_record(folder: Path, identifier: ModelId, image: np.ndarray, record: d
 
 
 def load_records(folder: Path) -> tuple[list[dict], dict[int, np.ndarray]]:
-    """Finished models, in :func:`classes.compact.model.all_model_ids` order.
+    """Finished models, in :func:`classes.compact.architecture.all_model_ids` order.
 
     Returns:
         ``(records, images)``: the JSON records and a dict from the model's

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from classes.compact.model import ModelId, all_model_ids, model_id, parse_model_stem
+from classes.compact.architecture import ModelId, all_model_ids, model_id, parse_model_stem
 from classes.data.sessions import TEST_SESSIONS, get_session
 
 __all__ = [

@@ -22,44 +22,24 @@ from classes.compact.architecture import (
     BN_EPSILON,
     KERNEL_SIZE,
     NUM_LAYERS,
-    OUTPUT_SIZE,
     STRIDES,
-    WEIGHTS_PER_MODEL,
-    ModelId,
-    all_model_ids,
     check_nums_filters,
     load_nums_filters,
     load_weights_npy,
     model_file,
     model_id,
     nums_filters_from_weights,
-    parse_model_stem,
 )
 from classes.runtime.keras_files import load_keras_file
 from classes.runtime.outputs import write_atomically
 from classes.runtime.quiet_tensorflow import keras
 
-# The framework-free names live in classes.compact.architecture; they are
-# importable from here too, beside the Keras model.
+# The framework-free names (ModelId, model_file, load_weights_npy, the
+# architecture's constants) live in classes.compact.architecture.
 __all__ = [
-    "BN_EPSILON",
-    "KERNEL_SIZE",
-    "NUM_LAYERS",
-    "OUTPUT_SIZE",
-    "STRIDES",
-    "WEIGHTS_PER_MODEL",
-    "ModelId",
-    "all_model_ids",
     "build_compact_model",
-    "check_nums_filters",
     "load_compact_model",
-    "load_nums_filters",
-    "load_weights_npy",
-    "model_file",
     "model_from_weights",
-    "model_id",
-    "nums_filters_from_weights",
-    "parse_model_stem",
     "save_compact_model",
 ]
 

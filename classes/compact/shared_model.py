@@ -10,7 +10,7 @@ channels, a 28x28 valid DepthwiseConv2D ``spatial_pool_stage`` and a Flatten
 ``layer*_act`` (ReLU) layers at all: each BN feeds the next convolution.
 
 Inputs are recentred images ``(N, 112, 112, 3)``; outputs are ``(N, 219)``
-in :func:`classes.compact.model.all_model_ids` order: 190923's 33 neurons,
+in :func:`classes.compact.architecture.all_model_ids` order: 190923's 33 neurons,
 201025's 89, 210225's 55, 211022's 42.
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from classes.compact.model import all_model_ids
+from classes.compact.architecture import all_model_ids
 from classes.data.data_root import resolve_data_root
 from classes.data.preprocessing import check_images
 from classes.data.release_files import verified_release_file
@@ -149,7 +149,7 @@ def predict_shared(model: keras.Model, images, batch_size: int = 64) -> np.ndarr
 
     Returns:
         float32 ``(num_images, 219)``, columns in
-        :func:`classes.compact.model.all_model_ids` order.
+        :func:`classes.compact.architecture.all_model_ids` order.
 
     Raises:
         ValueError: images of the wrong shape or range; bad batch size.

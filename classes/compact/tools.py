@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from classes.compact.model import NUM_LAYERS
+from classes.compact.architecture import NUM_LAYERS
 from classes.data.preprocessing import check_images
 from classes.runtime.quiet_tensorflow import keras, tf
 

@@ -134,7 +134,7 @@ def measure_torch_agreement(
     """Responses of Keras and both Torch builds for many released models.
 
     Args:
-        identifiers: :class:`classes.compact.model.ModelId` list.
+        identifiers: :class:`classes.compact.architecture.ModelId` list.
         num_images: the first this many held-out images of each model's
             session (see :func:`evaluation_images`).
         data_root: see :func:`classes.data.data_root.resolve_data_root`.

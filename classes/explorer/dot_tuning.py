@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from classes.analysis.dot_analysis import dot_selectivity_index
 from classes.analysis.dot_detector import measure_dot_tuning
-from classes.compact.model import ModelId
+from classes.compact.architecture import ModelId
 from classes.data.preprocessing import recenter_images
 from classes.prediction import predict
 from classes.runtime import outputs

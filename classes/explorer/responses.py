@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from classes.analysis.dot_detector import screen_stimuli
-from classes.compact.model import ModelId
+from classes.compact.architecture import ModelId
 from classes.data.candidate_images import load_image_pool, normal_image_sessions
 from classes.data.images import available_image_sessions, load_images
 from classes.data.preprocessing import recenter_images

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from classes.compact.model import ModelId, load_weights_npy
+from classes.compact.architecture import ModelId, load_weights_npy
 from classes.explorer import charts, site_files, summaries
 from classes.explorer.index_page import index_page
 from classes.explorer.neuron_page import neuron_page

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from classes.analysis.layer_comparison import signal_correlation
-from classes.compact.model import ModelId, load_nums_filters
+from classes.compact.architecture import ModelId, load_nums_filters
 from classes.compact.model_size import compact_parameter_count
 from classes.compact.tools import count_convolutional_filters
 from classes.data.images import available_image_sessions

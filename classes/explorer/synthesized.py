@@ -20,7 +20,8 @@ from tqdm import tqdm
 
 from classes.analysis import synthesis_sheet
 from classes.analysis.synthesis import synthesize_images
-from classes.compact.model import ModelId, load_compact_model
+from classes.compact.architecture import ModelId
+from classes.compact.model import load_compact_model
 from classes.data.preprocessing import recenter_images
 from classes.prediction import predict
 from classes.runtime import outputs

@@ -22,7 +22,7 @@ import json
 
 import numpy as np
 
-from classes.compact.model import NUM_LAYERS
+from classes.compact.architecture import NUM_LAYERS
 from classes.prediction.folding import FOLDED_NAMES, fold_weights
 
 # Keras layout -> JavaScript layout, per folded array (see the module docstring).
@@ -34,7 +34,7 @@ def browser_arrays(weights, name: str = "") -> dict[str, np.ndarray]:
 
     Args:
         weights: the 36 arrays of ``get_weights()`` (e.g. from
-            :func:`classes.compact.model.load_weights_npy`).
+            :func:`classes.compact.architecture.load_weights_npy`).
         name: names the model in error messages.
 
     Returns:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from classes.analysis.layer_comparison import CKA_GROUPS, KERNEL_GROUPS, MAP_SIZES
-from classes.compact.model import NUM_LAYERS
+from classes.compact.architecture import NUM_LAYERS
 from classes.reporting.comparison import comparison_row
 from classes.reporting.published import published
 from classes.runtime import outputs

@@ -14,7 +14,7 @@ import numpy as np
 from classes.analysis.causal_images import DEFAULT_SALIENCY_PATCH
 from classes.analysis.preferred_stimuli import PreferredStimuli
 from classes.analysis.synthesis_sheet import per_model_changes
-from classes.compact.model import all_model_ids
+from classes.compact.architecture import all_model_ids
 from classes.reporting.comparison import comparison_row
 from classes.reporting.published import published
 from classes.runtime.outputs import pyplot

@@ -85,7 +85,7 @@ def sampled_activity(model, images, positions, engine: str = "auto", batch_size:
 
     Args:
         model: a Keras compact model, its ``get_weights()`` list (36 arrays,
-            e.g. :func:`classes.compact.model.load_weights_npy`) or a
+            e.g. :func:`classes.compact.architecture.load_weights_npy`) or a
             :class:`classes.prediction.folding.FoldedModel`.
         images: recentred ``(num_images, 112, 112, 3)``.
         positions: 5 entries, per layer (code layers 0-4; maps of

@@ -33,8 +33,9 @@ import time
 import numpy as np
 from tqdm import tqdm
 
+from classes.compact.architecture import ModelId, model_id
 from classes.compact.choice import parse_model
-from classes.compact.model import ModelId, load_compact_model, model_id
+from classes.compact.model import load_compact_model
 from classes.compact.tools import predict_responses
 from classes.data.preprocessing import check_images
 from classes.prediction.folding import fold_shared_model
@@ -162,7 +163,7 @@ def predict(
 
     Args:
         models: one model or a sequence of them, each any of: a released
-            model's id (:class:`classes.compact.model.ModelId`, a
+            model's id (:class:`classes.compact.architecture.ModelId`, a
             ``(session, neuron)`` pair, ``"190923/0"`` or
             ``"compact_model_190923_neuron0"``); a Keras compact model; a
             compact model's ``get_weights()`` list (36 arrays); a

@@ -20,7 +20,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from classes.compact.model import BN_EPSILON, NUM_LAYERS, OUTPUT_SIZE, STRIDES, WEIGHTS_PER_MODEL
+from classes.compact.architecture import (
+    BN_EPSILON,
+    NUM_LAYERS,
+    OUTPUT_SIZE,
+    STRIDES,
+    WEIGHTS_PER_MODEL,
+)
 
 KERNEL_TAPS = 5 * 5
 # Output side length of each layer (input 112x112; strides 1, 2, 2, 1, 1).
@@ -185,7 +191,7 @@ def fold_weights(weights, name: str = "") -> FoldedModel:
     Args:
         weights: the 36 arrays of a compact model in Keras ``get_weights()``
             order (SPEC section 2), e.g. from
-            :func:`classes.compact.model.load_weights_npy`.
+            :func:`classes.compact.architecture.load_weights_npy`.
         name: label used in error messages.
 
     Returns:

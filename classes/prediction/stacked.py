@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from classes.compact.model import (
+from classes.compact.architecture import (
     ModelId,
     load_nums_filters,
     load_weights_npy,
@@ -141,7 +141,7 @@ def stack_compact_models(models_or_weight_lists, names=None) -> StackedModels:
     Args:
         models_or_weight_lists: a sequence of Keras compact models and/or
             ``get_weights()`` lists (36 arrays each, e.g. from
-            :func:`classes.compact.model.load_weights_npy`). Models of any
+            :func:`classes.compact.architecture.load_weights_npy`). Models of any
             sizes and sessions can be mixed.
         names: optional labels, one per model, used in error messages and
             kept in ``StackedModels.names``.
@@ -301,7 +301,7 @@ def predict_models_on_images(
     """Loads released compact models from their ``.npy`` weights and predicts.
 
     Args:
-        model_ids: ``ModelId`` values (:func:`classes.compact.model.model_id`),
+        model_ids: ``ModelId`` values (:func:`classes.compact.architecture.model_id`),
             ``(session, neuron)`` pairs or model names.
         images: recentred ``(num_images, 112, 112, 3)``.
         data_root: see :func:`classes.data.data_root.resolve_data_root`.

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from tqdm import tqdm
 
-from classes.compact.model import ModelId
+from classes.compact.architecture import ModelId
 from classes.data.images import available_image_sessions, load_images
 from classes.data.preprocessing import recenter_images
 from classes.data.responses import load_repeat_averaged

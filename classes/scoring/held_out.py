@@ -35,7 +35,7 @@ def score_models_on_held_out(
     """Predicts and scores the held-out half of every model's own session.
 
     Args:
-        models: :class:`classes.compact.model.ModelId` values of released
+        models: :class:`classes.compact.architecture.ModelId` values of released
             compact models, any test sessions.
         engine: an engine of :func:`classes.prediction.predict` (``"keras"``
             calls the ``.keras`` models; the others give the same responses

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from classes.compact.model import ModelId, all_model_ids
+from classes.compact.architecture import ModelId, all_model_ids
 from classes.compact.shared_model import load_shared_compact_model
 from classes.data.images import available_image_sessions, load_images
 from classes.data.preprocessing import recenter_images

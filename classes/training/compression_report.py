@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from classes.compact.model import ModelId, load_nums_filters, nums_filters_from_weights
+from classes.compact.architecture import ModelId, load_nums_filters, nums_filters_from_weights
 from classes.compact.tools import count_convolutional_filters
 from classes.data.images import available_image_sessions, load_images
 from classes.data.preprocessing import recenter_images
@@ -68,7 +68,7 @@ def score_models(models: dict, teacher, column: int, identifier: ModelId, valida
 
     Args:
         models: name -> a compact model's ``get_weights()`` list or a
-            released model's :class:`classes.compact.model.ModelId`.
+            released model's :class:`classes.compact.architecture.ModelId`.
         teacher: the :class:`classes.training.teacher.Teacher`.
         column: the neuron's row of the teacher's responses.
         identifier: the neuron.

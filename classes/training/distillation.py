@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from classes.compact.model import build_compact_model, check_nums_filters
+from classes.compact.architecture import check_nums_filters
+from classes.compact.model import build_compact_model
 from classes.runtime.quiet_tensorflow import keras
 
 __all__ = ["initial_student_weights"]

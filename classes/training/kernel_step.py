@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from classes.compact.model import BN_EPSILON, NUM_LAYERS, WEIGHTS_PER_MODEL
+from classes.compact.architecture import BN_EPSILON, NUM_LAYERS, WEIGHTS_PER_MODEL
 from classes.prediction.kernel import padded_count, zero_padded
 from classes.runtime.native import compile_and_load
 from classes.training.patch_moments import patch_moments

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from classes.compact.model import NUM_LAYERS
+from classes.compact.architecture import NUM_LAYERS
 from classes.compact.tools import get_kernels, nums_filters_of
 from classes.runtime.quiet_tensorflow import keras
 from classes.training.pruning_rebuild import rebuild_pruned_model

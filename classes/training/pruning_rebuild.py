@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from classes.compact.architecture import LAYER0_ARRAYS, SEPARABLE_ARRAYS, first_weight_index
-from classes.compact.model import (
+from classes.compact.architecture import (
+    LAYER0_ARRAYS,
     NUM_LAYERS,
     OUTPUT_SIZE,
-    model_from_weights,
+    SEPARABLE_ARRAYS,
+    first_weight_index,
     nums_filters_from_weights,
 )
+from classes.compact.model import model_from_weights
 from classes.runtime.quiet_tensorflow import keras
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from classes.compact.model import NUM_LAYERS
+from classes.compact.architecture import NUM_LAYERS
 from classes.compact.tools import nums_filters_of, readout_maps
 from classes.data.preprocessing import check_images
 from classes.runtime.quiet_tensorflow import keras, tf

@@ -8,7 +8,7 @@ model run through :func:`classes.prediction.predict`:
   output;
 - ``kind="shared"``: a released shared compact model (by default
   ``from_ensemble_model`` with 200 filters), all 219 outputs in one pass, in
-  :func:`classes.compact.model.all_model_ids` order.
+  :func:`classes.compact.architecture.all_model_ids` order.
 
 :class:`TeacherCache` keeps the responses to each block in a ``.npy`` file
 named by the teacher's and the stream's fingerprints, so a block is labelled
@@ -28,8 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from classes.compact.choice import parse_model
-from classes.compact.model import (
+from classes.compact.architecture import (
     ModelId,
     all_model_ids,
     load_weights_npy,
@@ -37,6 +36,7 @@ from classes.compact.model import (
     model_id,
     nums_filters_from_weights,
 )
+from classes.compact.choice import parse_model
 from classes.compact.shared_model import (
     NUM_OUTPUTS,
     check_teacher_and_filters,

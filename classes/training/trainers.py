@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from classes.compact.model import WEIGHTS_PER_MODEL, build_compact_model, nums_filters_from_weights
+from classes.compact.architecture import WEIGHTS_PER_MODEL, nums_filters_from_weights
+from classes.compact.model import build_compact_model
 from classes.runtime.native import NativeUnavailable
 from classes.runtime.outputs import write_atomically
 from classes.runtime.quiet_tensorflow import keras, tf
