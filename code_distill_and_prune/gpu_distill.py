@@ -53,7 +53,13 @@ from classes.data.block_producer import ParallelBlocks
 from classes.data.image_stream import ImageStream
 from classes.reporting.script_support import exit_on_user_error, script_parser
 from classes.runtime.outputs import write_json
-from classes.training.student import SMOOTHING_SIGMA, STUDENT_FILTERS, smooth_weights
+from classes.training.student import (
+    LEARNING_RATE_SCHEDULES,
+    SMOOTHING_SIGMA,
+    STUDENT_FILTERS,
+    learning_rate_factor,
+    smooth_weights,
+)
 from classes.training.torch_trainer import TorchTrainer, set_tf32
 from code_distill_and_prune.gpu_support import (
     Log,
@@ -159,6 +165,7 @@ def set_up(run: Run, stream: ImageStream, validation_images, per_chunk: int) -> 
         "settings": {"images": arguments.images, "seconds": arguments.seconds, "chunk_images": per_chunk * stream.block_size,
                      "blocks_per_chunk": per_chunk, "batch_size": arguments.batch_size,
                      "learning_rate": arguments.learning_rate, "smoothing_sigma": arguments.smoothing_sigma,
+                     "learning_rate_schedule": arguments.learning_rate_schedule,
                      "tf32": arguments.tf32, "workers": run.blocks.num_workers, "device": str(run.device)},
         "environment": environment, "images_seen": 0, "seconds": None, "cpu_seconds": None, "learning_curve": []}
     run.log(f"teacher {identifier} {teacher_info['nums_filters']}, student {run.trainer.nums_filters}, budget "
@@ -209,6 +216,11 @@ def end_chunk(run: Run, partial: bool) -> None:
         "data_wait_fraction": counters.wait_seconds / busy if busy else None,
         "partial": partial, "engine": f"torch {run.device.type}"})
     counters.loss_sum, counters.loss_batches, counters.chunk_blocks = 0.0, 0, 0
+    settings = run.record["settings"]
+    curve[-1]["learning_rate"] = run.trainer.learning_rate_now() if counters.blocks_done else None
+    num_chunks = -(-(run.arguments.images // run.arguments.block_size) // settings["blocks_per_chunk"])
+    run.trainer.set_learning_rate_factor(
+        learning_rate_factor(settings["learning_rate_schedule"], len(curve) - 1, num_chunks))  # the next chunk's
     entry = curve[-1]
     run.log(f"chunk {entry['chunk']}: {entry['images_seen']:,} images, R2 vs teacher {_shown(r2)}, "
             f"mean loss {_shown(entry['mean_loss'], '.4g')}{' (partial chunk)' if partial else ''}")
@@ -321,6 +333,8 @@ def parse_arguments(argv=None) -> argparse.Namespace:
         help="images between smoothings and validations (default: --images / 24, whole blocks; paper: 500,000)")
     add("--batch-size", type=int, default=64, help="images per step (paper: 64)")
     add("--learning-rate", type=float, default=1e-4, help="Adam's (paper: 1e-4)")
+    add("--learning-rate-schedule", choices=LEARNING_RATE_SCHEDULES, default="constant",
+        help="constant (the paper's) or cosine over the --images budget's chunks (run.py's)")
     add("--smoothing-sigma", type=float, default=SMOOTHING_SIGMA, help="pixels (paper: 0.5); 0: no smoothing")
     add("--block-size", type=int, default=2000, help="images per stream block (paper: 2,000)")
     add("--num-validation", type=int, default=1000, help="validation base images, kept out of the stream (run.py's)")

@@ -33,12 +33,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from classes.compact.architecture import model_id
-from classes.figures.compression import format_results_table, format_stage_table
+from classes.figures.compression import (
+    figure_learning_curves_of_runs,
+    format_results_table,
+    format_stage_table,
+)
 from classes.reporting.script_support import entry_point, parse, script_parser, shown, start_script
-from classes.runtime.outputs import write_atomically, write_json
+from classes.runtime.outputs import save_figures, write_atomically, write_json
 from classes.runtime.result_folder import KEEP_EVERYTHING
 from classes.training.compression_report import collect_records, unscorable_note
-from classes.training.student import STUDENT_FILTERS, parse_student_filters
+from classes.training.student import LEARNING_RATE_SCHEDULES, STUDENT_FILTERS, parse_student_filters
 from classes.training.teacher import KINDS
 from classes.training.trainers import ENGINES
 from code_distill_and_prune.stages import (
@@ -84,12 +88,14 @@ def run(arguments) -> dict | None:
 
 
 def write_summary(output_dir) -> None:
-    """Every neuron's record under ``--out``: compression_results.json and a Markdown table."""
+    """Every neuron's record under ``--out``: compression_results.json, a Markdown table, all learning curves."""
     records = collect_records(output_dir)
     write_json(output_dir / "compression_results.json", records)
     table = format_results_table(records)
     write_atomically(output_dir / "compression_results.md", lambda path: Path(path).write_text(table + "\n"))
-    print(f"\nwrote {shown(output_dir)} (compression_results.json, compression_results.md: {len(records)} runs)")
+    save_figures([(figure_learning_curves_of_runs(records), "learning_curves")], output_dir)
+    print(f"\nwrote {shown(output_dir)} (compression_results.json, compression_results.md, learning_curves.png: "
+          f"{len(records)} runs)")
 
 
 def run_settings(arguments) -> RunSettings:
@@ -104,9 +110,12 @@ def run_settings(arguments) -> RunSettings:
         images=arguments.images, retrain_images=retrain_images, chunk_images=arguments.chunk_images,
         engine=arguments.engine, learning_rate=arguments.learning_rate, batch_size=arguments.batch_size,
         block_size=arguments.block_size, num_validation=arguments.num_validation, seed=arguments.seed,
-        student_weights=arguments.student_weights)
-    if not arguments.learning_rate > 0:
-        raise ValueError(f"--learning-rate must be positive; got {arguments.learning_rate}.")
+        student_weights=arguments.student_weights, learning_rate_schedule=arguments.learning_rate_schedule,
+        retrain_learning_rate=arguments.retrain_learning_rate)
+    for flag, value in (("--learning-rate", arguments.learning_rate),
+                        ("--retrain-learning-rate", arguments.retrain_learning_rate)):
+        if value is not None and not value > 0:
+            raise ValueError(f"{flag} must be positive; got {value}.")
     if arguments.num_validation < 2:
         raise ValueError(f"--num-validation must be at least 2 (R2 needs two images); got {arguments.num_validation}.")
     for stage, flag in (("distill", "--images"), ("retrain", "--retrain-images")):
@@ -135,6 +144,11 @@ def parse_arguments(argv=None):
     parser.add_argument("--engine", choices=ENGINES, default="auto",
                         help="training engine: kernel (compiled, CPU), keras (reference, GPU), auto")
     parser.add_argument("--learning-rate", type=float, default=1e-4, help="Adam's (paper: 1e-4)")
+    parser.add_argument("--retrain-learning-rate", type=float, default=None,
+                        help="Adam's in retraining (default: --learning-rate)")
+    parser.add_argument("--learning-rate-schedule", choices=LEARNING_RATE_SCHEDULES, default="constant",
+                        help="constant (the paper's) or cosine: each chunk at the rate times (1 + cos(pi (c + 1/2) / C)) / 2, "
+                        "for budgets far below the paper's 12M images")
     parser.add_argument("--batch-size", type=int, default=64, help="images per step (paper: 64)")
     parser.add_argument("--block-size", type=int, default=2000, help="images per stream block (paper: 2,000)")
     parser.add_argument("--num-validation", type=int, default=1000,

@@ -10,6 +10,7 @@ Layout under ``--out``::
         retrain/   state.json, trainer_chunkNNNN.npz, retrained.keras
         evaluation.json, learning_curve.png/.pdf
     compression_results.json, compression_results.md   every neuron's record under --out
+    learning_curves.png/.pdf          every neuron's learning curves in one figure
 
 A stage whose folder holds a finished run with the same settings is
 skipped; one with other settings is refused (one line naming the change).
@@ -64,12 +65,20 @@ class RunSettings:
     num_validation: int
     seed: int
     student_weights: str | None = None  # a GPU run's student_weights.npz, taken instead of distilling
+    learning_rate_schedule: str = "constant"
+    retrain_learning_rate: float | None = None  # None: learning_rate
+
+    def stage_learning_rate(self, stage: str) -> float:
+        """Adam's learning rate in ``"distill"`` or ``"retrain"``."""
+        if stage == "retrain" and self.retrain_learning_rate is not None:
+            return self.retrain_learning_rate
+        return self.learning_rate
 
     def training(self, stage: str) -> StreamTraining:
         """The stream training of ``"distill"`` or ``"retrain"`` (checks the budget against a block)."""
         images = self.images if stage == "distill" else self.retrain_images
         training = StreamTraining(num_images=images, chunk_images=self.chunk_images, seed=self.seed,
-                                  batch_size=self.batch_size)
+                                  batch_size=self.batch_size, learning_rate_schedule=self.learning_rate_schedule)
         training.chunks(self.block_size)
         return training
 
@@ -111,8 +120,9 @@ def prepare_run(settings: RunSettings, identifier: ModelId, data_root, output_di
 
 
 def _train(run: NeuronRun, stage: str, weights, final_name: str, settings: dict) -> dict:
-    trainer = make_trainer(weights, run.settings.engine, run.settings.learning_rate, run.settings.batch_size)
-    settings = {"learning_rate": run.settings.learning_rate, **settings}
+    learning_rate = run.settings.stage_learning_rate(stage)
+    trainer = make_trainer(weights, run.settings.engine, learning_rate, run.settings.batch_size)
+    settings = {"learning_rate": learning_rate, **settings}
     return train_on_stream(trainer, run.source, run.settings.training(stage), run.stage_folder(stage), final_name,
                            settings=settings, description=f"{stage} {run.identifier}")
 

@@ -59,6 +59,7 @@ def test_the_pipeline_runs_records_and_resumes(data_root, tmp_path):
     assert record["pruning"]["mirrored"] and record["notes"] == []
     assert [len(record["learning_curves"][stage]) for stage in ("distill", "retrain")] == [4, 3]
     assert list(json.loads((tmp_path / "compression_results.json").read_text())) == ["planted_190923_neuron0"]
+    assert (tmp_path / "learning_curves.png").is_file() and (tmp_path / "learning_curves.pdf").is_file()
 
     state = (folder / "distill/state.json").read_text()
     modified = (folder / "retrain/retrained.keras").stat().st_mtime_ns
@@ -67,6 +68,10 @@ def test_the_pipeline_runs_records_and_resumes(data_root, tmp_path):
     assert (folder / "retrain/retrained.keras").stat().st_mtime_ns == modified
     with pytest.raises(SystemExit, match=r"other settings \(num_images: 48 -> 64\)"):
         run.main([*common, "--images", "64"])
+    # Distillation is unchanged and passes; retraining names its own rate.
+    assert record["learning_curves"]["retrain"][-1]["learning_rate"] == 1e-4
+    with pytest.raises(SystemExit, match=r"retrain holds a run made with other settings \(learning_rate: 0.0001 -> 5e-05\)"):
+        run.main([*common, "--retrain-learning-rate", "5e-5"])
 
 
 def _error(argv) -> str:
@@ -82,6 +87,8 @@ def test_bad_input_is_a_one_line_error(data_root, tmp_path):
     assert "below one block of 16" in _error(["--session", "190923", "--neuron", "0", *common, "--images", "8"])
     assert "--retrain-images: The image budget (4) is below one block" in _error(
         ["--session", "190923", "--neuron", "0", *common, "--retrain-images", "4"])
+    assert "--retrain-learning-rate must be positive; got 0.0" in _error(
+        ["--session", "190923", "--neuron", "0", *common, "--retrain-learning-rate", "0"])
     assert "--num-validation" in _error(["--session", "190923", "--neuron", "0", *common, "--num-validation", "1"])
     assert "--student-filters" in _error(["--session", "190923", "--neuron", "0", *common, "--student-filters", "8,4"])
     assert "neurons 0..32" in _error(["--session", "190923", "--neuron", "40", *common])
@@ -114,3 +121,28 @@ def test_a_session_without_images_says_what_cannot_be_scored(data_root):
     assert set(scores["models"]) == {"student", "released"}
     assert set(scores["models"]["student"]) == {"nums_filters", "convolutional_filters", "r2_teacher_validation"}
     assert scores["models"]["released"]["r2_teacher_validation"] == pytest.approx(1, abs=1e-6)
+
+
+def _record(teacher: str, distill: list, retrain: list) -> dict:
+    def curve(points):
+        return [{"images_seen": seen, "r2_validation": r2} for seen, r2 in points]
+
+    scores = {"nums_filters": [3, 3, 3, 3, 3], "convolutional_filters": 18, "r2_teacher_held_out": 0.5,
+              "pearson_r": 0.4, "noise_corrected_r2": 0.2}
+    return {"model": "190923/neuron0", "teacher": {"model": teacher, "kind": "shared"},
+            "learning_curves": {"distill": curve(distill), "retrain": curve(retrain)},
+            "models": {"student": scores, "retrained": scores, "released": scores, "teacher": scores},
+            "costs": {"distill": {"images": 200, "cpu_seconds": 1800.0}, "retrain": {"images": 100, "cpu_seconds": 1800.0}}}
+
+
+def test_all_runs_learning_curves_continue_retraining_where_distillation_ended():
+    from classes.figures.compression import figure_learning_curves_of_runs, format_results_table
+
+    records = {"190923_neuron0": _record("t/200", [(0, 0.0), (100, 0.2), (200, 0.4)], [(0, 0.1), (100, 0.3)]),
+               "201025_neuron2": _record("t/200", [(0, 0.0), (200, 0.5)], [(0, 0.2), (50, 0.4), (100, 0.45)])}
+    lines = figure_learning_curves_of_runs(records).axes[0].get_lines()
+    assert [list(line.get_xdata()) for line in lines] == [[0, 100, 200], [200, 300], [0, 200], [200, 250, 300]]
+    assert [line.get_linestyle() for line in lines] == ["-", ":", "-", ":"]
+    assert lines[0].get_color() == lines[1].get_color() != lines[2].get_color()
+    table = format_results_table(records).splitlines()
+    assert len(table) == 4 and table[2].endswith("| 0.500 / 0.500 | 0.400 / 0.400 | 0.200 / 0.200 / 0.200 | 200 + 100 | 1.00 |")

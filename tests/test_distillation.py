@@ -172,3 +172,45 @@ def test_pruning_set_adds_mirror_images_labelled_by_the_teacher(source):
     np.testing.assert_array_equal(targets[:24], source.validation[1])
     images, _, mirrored = pruning_set(source, 24)
     assert not mirrored and len(images) == 24
+
+
+def test_the_cosine_schedule_gives_each_chunk_its_known_factor_and_refuses_unknown_schedules():
+    cosine = StreamTraining(num_images=10, learning_rate_schedule="cosine")
+    expected = [(1 + np.cos(np.pi * (chunk + 0.5) / 4)) / 2 for chunk in range(4)]  # 0.962, 0.691, 0.309, 0.038
+    np.testing.assert_allclose([cosine.learning_rate_factor(chunk, 4) for chunk in range(4)], expected, rtol=1e-12)
+    assert StreamTraining(num_images=10).learning_rate_factor(3, 4) == 1.0
+    with pytest.raises(ValueError, match="schedule must be one of constant, cosine; got 'linear'"):
+        StreamTraining(num_images=10, learning_rate_schedule="linear")
+
+
+@pytest.mark.parametrize("engine", ["kernel", "keras"])
+def test_a_learning_rate_factor_steps_as_a_trainer_made_with_the_scaled_rate(source, engine):
+    images, targets = source.block(0)
+    scaled = make_trainer(initial_student_weights(NUMS, 5), engine, 1e-3, 8, threads=1)
+    scaled.set_learning_rate_factor(0.25)
+    reference = make_trainer(initial_student_weights(NUMS, 5), engine, 2.5e-4, 8, threads=1)
+    for trainer in (scaled, reference):
+        for start in (0, 8):
+            trainer.train_step(images[start:start + 8], targets[start:start + 8])
+    for ours, theirs in zip(scaled.get_weights(), reference.get_weights(), strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-7)
+
+
+def test_a_cosine_run_records_each_chunks_rate_and_refuses_a_resume_without_it(source, tmp_path):
+    training = StreamTraining(num_images=2 * BLOCK, batch_size=8, learning_rate_schedule="cosine")
+    state = _run(source, tmp_path, "kernel", training)
+    assert [point.get("learning_rate") for point in state["learning_curve"]] == pytest.approx(
+        [None, 1e-3 * (1 + np.cos(np.pi / 4)) / 2, 1e-3 * (1 + np.cos(3 * np.pi / 4)) / 2], rel=1e-9)
+    with pytest.raises(ValueError, match=r"learning_rate_schedule: cosine -> constant"):
+        _run(source, tmp_path, "kernel", StreamTraining(num_images=2 * BLOCK, batch_size=8))
+
+
+def test_a_run_saved_before_schedules_existed_resumes_as_constant(source, tmp_path):
+    training = StreamTraining(num_images=BLOCK, batch_size=8)
+    _run(source, tmp_path, "kernel", training)
+    state = json.loads((tmp_path / "state.json").read_text())
+    del state["learning_rate_schedule"]
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    assert _run(source, tmp_path, "kernel", training)["finished"]
+    with pytest.raises(ValueError, match=r"learning_rate_schedule: constant -> cosine"):
+        _run(source, tmp_path, "kernel", StreamTraining(num_images=BLOCK, batch_size=8, learning_rate_schedule="cosine"))

@@ -31,6 +31,7 @@ from classes.runtime.keras_files import load_keras_file
 from classes.runtime.paths import REPOSITORY_ROOT
 from classes.training.distillation import initial_student_weights
 from classes.training.kernel_step import batch_norm_indices, trainable_indices
+from classes.training.stream_distillation import StreamTraining
 from code_distill_and_prune import gpu_distill, run
 from code_distill_and_prune.gpu_support import Log, process_seconds
 from tests.test_train_kernel import (
@@ -256,3 +257,28 @@ def test_a_gpu_student_of_another_teacher_or_validation_set_is_refused(tiny_run,
         run.main([*common, "--num-validation", "16", "--student-weights", str(other / "student_weights.npz")])
     with pytest.raises(SystemExit, match=r"validation images \(seed 0, 16 images\) are not this run's \(seed 0, 32\)"):
         run.main([*common, "--num-validation", "32", "--student-weights", str(out / "student_weights.npz")])
+
+
+def test_a_learning_rate_factor_steps_the_torch_trainer_as_the_scaled_rate():
+    weights = _far_weights([6, 5, 4, 4, 3])
+    images, targets = _batch(4)
+    batch = (torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(targets))
+    scaled, reference = TorchTrainer(weights, 1e-3, "cpu"), TorchTrainer(weights, 2.5e-4, "cpu")
+    scaled.set_learning_rate_factor(0.25)
+    for trainer in (scaled, reference):
+        for _ in range(2):
+            trainer.train_step(*batch)
+    for ours, theirs in zip(scaled.get_weights(), reference.get_weights(), strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-7)
+
+
+def test_a_cosine_run_sets_each_chunks_rate_as_the_cpu_pipeline_does(data_root, tmp_path):
+    arguments = gpu_distill.parse_arguments([*TINY, "--workers", "0", "--learning-rate-schedule", "cosine",
+                                             "--data-root", str(data_root), "--out", str(tmp_path)])
+    record = gpu_distill.distil(arguments).record
+    assert record["settings"]["learning_rate_schedule"] == "cosine"
+    # Two chunks of 128 images: the rates the CPU pipeline's StreamTraining gives its two chunks.
+    expected = [1e-4 * StreamTraining(num_images=256, learning_rate_schedule="cosine").learning_rate_factor(chunk, 2)
+                for chunk in range(2)]
+    assert record["learning_curve"][0]["learning_rate"] is None  # the initial weights'
+    assert [entry["learning_rate"] for entry in record["learning_curve"][1:]] == pytest.approx(expected, rel=1e-9)

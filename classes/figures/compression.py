@@ -29,15 +29,8 @@ def figure_learning_curves(record: dict):
         The matplotlib figure.
     """
     figure, axis = pyplot().subplots(figsize=(6.4, 4.0))
-    offset = 0
     student = " ".join(map(str, record["models"].get("student", {}).get("nums_filters", [])))
-    for stage, label in (("distill", f"distillation (student {student})"), ("retrain", "retraining (pruned)")):
-        curve = record["learning_curves"].get(stage)
-        if not curve:
-            continue
-        axis.plot([offset + point["images_seen"] for point in curve], [point["r2_validation"] for point in curve],
-                  marker="o", ms=3, label=label)
-        offset += curve[-1]["images_seen"]
+    _draw_stages(axis, record, (f"distillation (student {student})", "retraining (pruned)"))
     released = record["models"].get("released", {}).get("r2_teacher_validation")
     if released is not None:
         axis.axhline(released, color="k", ls="--", lw=1, label="released compact model")
@@ -47,6 +40,41 @@ def figure_learning_curves(record: dict):
     axis.legend(frameon=False, fontsize=8)
     axis.set_title(f"{record['model']}, teacher {record['teacher']['model']} ({record['teacher']['kind']})",
                    fontsize=9)
+    return figure
+
+
+def _draw_stages(axis, record: dict, labels: tuple, color=None) -> None:
+    """Distillation's curve, then retraining's from where it ended (solid, then dotted when ``color`` is given)."""
+    offset = 0
+    for stage, label, style in zip(("distill", "retrain"), labels, ("-", ":"), strict=True):
+        curve = record["learning_curves"].get(stage)
+        if not curve:
+            continue
+        axis.plot([offset + point["images_seen"] for point in curve], [point["r2_validation"] for point in curve],
+                  marker="o", ms=3, label=label, color=color, ls=style if color else "-")
+        offset += curve[-1]["images_seen"]
+
+
+def figure_learning_curves_of_runs(records: dict):
+    """Every run's learning curves on one axis: distillation solid, retraining dotted after it.
+
+    Args:
+        records: key -> :func:`classes.training.compression_report.neuron_record`
+            (``compression_results.json``).
+
+    Returns:
+        The matplotlib figure.
+    """
+    figure, axis = pyplot().subplots(figsize=(7.2, 4.4))
+    colors = pyplot().rcParams["axes.prop_cycle"].by_key()["color"]
+    for index, (key, record) in enumerate(records.items()):
+        _draw_stages(axis, record, (key, None), colors[index % len(colors)])
+    axis.set_xlabel("training images seen (distillation, then retraining of the pruned model: dotted)")
+    axis.set_ylabel("R2 vs teacher (stream validation images)")
+    axis.set_ylim(0, 1)
+    axis.legend(frameon=False, fontsize=8)
+    teachers = sorted({record["teacher"]["model"] for record in records.values()})
+    axis.set_title(f"{len(records)} runs, teacher {', '.join(teachers)}", fontsize=9)
     return figure
 
 
@@ -76,11 +104,12 @@ def format_results_table(records: dict) -> str:
         A Markdown table.
     """
     lines = ["| run | teacher | filters (retrained) | filters (released) | conv. filters (retrained / released) "
-             "| R2 vs teacher, held-out (retrained) | nc-R2 vs V4 approx. (retrained / released / teacher) "
-             "| images (distil + retrain) | CPU hours |", "|---|---|---|---|---|---|---|---|---|"]
+             "| R2 vs teacher, held-out (student / retrained) | Pearson r vs V4 (retrained / released) "
+             "| nc-R2 vs V4 approx. (retrained / released / teacher) "
+             "| images (distil + retrain) | CPU hours |", "|---|---|---|---|---|---|---|---|---|---|"]
     for key, record in records.items():
         models, costs = record["models"], record["costs"]
-        retrained, released = models.get("retrained", {}), models.get("released", {})
+        student, retrained, released = (models.get(name, {}) for name in ("student", "retrained", "released"))
         teacher = models.get("teacher", {})
         images = [costs[stage]["images"] for stage in ("distill", "retrain") if costs.get(stage)]
         hours = sum(cost["cpu_seconds"] for cost in costs.values() if cost) / 3600
@@ -88,7 +117,8 @@ def format_results_table(records: dict) -> str:
             f"| {key} | {record['teacher']['model']} | {' '.join(map(str, retrained.get('nums_filters', [])))} "
             f"| {' '.join(map(str, released.get('nums_filters', [])))} "
             f"| {retrained.get('convolutional_filters', '-')} / {released.get('convolutional_filters', '-')} "
-            f"| {_number(retrained.get('r2_teacher_held_out'))} "
+            f"| {_number(student.get('r2_teacher_held_out'))} / {_number(retrained.get('r2_teacher_held_out'))} "
+            f"| {_number(retrained.get('pearson_r'))} / {_number(released.get('pearson_r'))} "
             f"| {_number(retrained.get('noise_corrected_r2'))} / {_number(released.get('noise_corrected_r2'))} "
             f"/ {_number(teacher.get('noise_corrected_r2'))} | {' + '.join(map(str, images))} | {hours:.2f} |")
     return "\n".join(lines)

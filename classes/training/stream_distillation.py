@@ -50,7 +50,7 @@ from classes.data.image_stream import ImageStream
 from classes.prediction import predict
 from classes.training.checkpoints import RunFolder
 from classes.training.pruning import squared_correlation
-from classes.training.student import SMOOTHING_SIGMA, smooth_weights
+from classes.training.student import SMOOTHING_SIGMA, learning_rate_factor, smooth_weights
 from classes.training.teacher import TeacherCache
 from classes.training.trainers import load_trainer_state, save_trainer_state
 
@@ -78,10 +78,13 @@ class StreamTraining:
             smoothing off.
         seed: orders the images within each block.
         batch_size: images per step (paper: 64); at most the trainer's.
+        learning_rate_schedule: ``"constant"`` (the paper's: the trainer's
+            learning rate throughout) or ``"cosine"`` (see
+            :func:`classes.training.student.learning_rate_factor`).
 
     Raises:
         ValueError: a non-positive budget, chunk or batch, a negative sigma
-            or seed.
+            or seed, an unknown schedule.
     """
 
     num_images: int
@@ -89,6 +92,7 @@ class StreamTraining:
     smoothing_sigma: float = SMOOTHING_SIGMA
     seed: int = 0
     batch_size: int = 64
+    learning_rate_schedule: str = "constant"
 
     def __post_init__(self):
         _positive_integer(self.num_images, "The image budget")
@@ -99,6 +103,11 @@ class StreamTraining:
             raise ValueError(f"seed must be a non-negative integer; got {self.seed!r}.")
         if not self.smoothing_sigma >= 0:
             raise ValueError(f"The smoothing sigma must be >= 0; got {self.smoothing_sigma!r}.")
+        learning_rate_factor(self.learning_rate_schedule, 0, 1)  # refuses an unknown schedule now, not mid-run
+
+    def learning_rate_factor(self, chunk: int, num_chunks: int) -> float:
+        """What chunk ``chunk`` (0-based) of ``num_chunks`` multiplies the trainer's learning rate by."""
+        return learning_rate_factor(self.learning_rate_schedule, chunk, num_chunks)
 
     def chunks(self, block_size: int) -> list[range]:
         """The block indices of each chunk, in training order.
@@ -234,6 +243,7 @@ def _start_or_resume(run: RunFolder, trainer, source: LabelledStream, settings: 
                  "mean_loss": None, "seconds": 0.0, "cpu_seconds": 0.0}
         return {**settings, "num_chunks": num_chunks, "chunks_done": 0, "images_seen": 0, "trainer_state": None,
                 "finished": False, "learning_curve": [start], "seconds": 0.0, "cpu_seconds": 0.0}
+    state.setdefault("learning_rate_schedule", "constant")  # runs saved before schedules existed were constant
     run.check_settings(state, settings)
     if state["trainer_state"] is not None:
         load_trainer_state(trainer, run.named_file(state["trainer_state"]))
@@ -244,6 +254,8 @@ def _train_chunk(trainer, source: LabelledStream, training: StreamTraining, bloc
                  progress) -> None:
     """Trains on a chunk's blocks, smooths, validates; advances ``state`` in place."""
     wall, cpu = time.perf_counter(), time.process_time()
+    factor = training.learning_rate_factor(state["chunks_done"], state["num_chunks"])
+    trainer.set_learning_rate_factor(factor)
     losses = []
     for block in blocks:
         images, targets = source.block(block)
@@ -260,7 +272,7 @@ def _train_chunk(trainer, source: LabelledStream, training: StreamTraining, bloc
     state["learning_curve"].append({"chunk": state["chunks_done"] + 1, "images_seen": state["images_seen"],
                                     "r2_validation": r2, "mean_loss": float(np.mean(losses)),
                                     "seconds": state["seconds"], "cpu_seconds": state["cpu_seconds"],
-                                    "engine": trainer.engine})
+                                    "engine": trainer.engine, "learning_rate": trainer.learning_rate * factor})
     progress.set_postfix(loss=f"{np.mean(losses):.4g}", r2=f"{r2:.3f}")
 
 

@@ -100,6 +100,15 @@ class TorchTrainer:
                                           fused=self.device.type == "cuda" if fused is None else fused)
         self.iterations = 0
 
+    def set_learning_rate_factor(self, factor: float) -> None:
+        """Later steps use ``learning_rate * factor`` (a schedule's)."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.learning_rate * float(factor)
+
+    def learning_rate_now(self) -> float:
+        """The learning rate the next step uses."""
+        return float(self.optimizer.param_groups[0]["lr"])
+
     @property
     def nums_filters(self) -> list[int]:
         return list(self.model.nums_filters)

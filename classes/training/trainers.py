@@ -75,6 +75,11 @@ class KernelTrainer:
         self.moments = {index: np.zeros_like(self.weights[index]) for index in trainable_indices()}
         self.velocities = {index: np.zeros_like(self.weights[index]) for index in trainable_indices()}
         self.iterations = 0
+        self.learning_rate_factor = 1.0
+
+    def set_learning_rate_factor(self, factor: float) -> None:
+        """Later steps use ``learning_rate * factor`` (a schedule's; not part of the saved state)."""
+        self.learning_rate_factor = float(factor)
 
     @property
     def nums_filters(self) -> list[int]:
@@ -95,7 +100,7 @@ class KernelTrainer:
 
     def _adam(self, gradients: dict) -> None:
         self.iterations += 1
-        alpha = np.float32(self.learning_rate * np.sqrt(1 - BETA_2**self.iterations) / (1 - BETA_1**self.iterations))
+        alpha = np.float32(self.learning_rate * self.learning_rate_factor * np.sqrt(1 - BETA_2**self.iterations) / (1 - BETA_1**self.iterations))
         for index, gradient in gradients.items():
             gradient = np.asarray(gradient, np.float32).reshape(self.weights[index].shape)
             moment, velocity = self.moments[index], self.velocities[index]
@@ -153,6 +158,10 @@ class KerasTrainer:
     @property
     def iterations(self) -> int:
         return int(self.model.optimizer.iterations.numpy())
+
+    def set_learning_rate_factor(self, factor: float) -> None:
+        """Later steps use ``learning_rate * factor`` (a schedule's; not part of the saved state)."""
+        self.model.optimizer.learning_rate.assign(self.learning_rate * float(factor))
 
     def train_step(self, images, targets) -> float:
         targets = np.asarray(targets, np.float32).reshape(-1, 1)
