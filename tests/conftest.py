@@ -33,6 +33,30 @@ def image_cache(tmp_path_factory):
     return tmp_path_factory.mktemp("image_cache")
 
 
+@pytest.fixture(scope="session")
+def first_model(data_root):
+    """The first released compact model, 190923/neuron0 (filters 48 60 3 3 3)."""
+    from classes.compact.model import load_compact_model
+
+    return load_compact_model("190923", 0, data_root=data_root)
+
+
+@pytest.fixture(scope="session")
+def images_190923(data_root, image_cache):
+    """The first 8 held-out images of session 190923, recentred float32 ``(8, 112, 112, 3)``."""
+    from classes.data.images import load_images
+    from classes.data.preprocessing import recenter_images
+    from classes.data.sessions import held_out_indices
+
+    return recenter_images(load_images("190923", held_out_indices("190923")[1][:8] + 1, data_root,
+                                       cache_dir=image_cache))
+
+
+@pytest.fixture(scope="session")
+def few_images(images_190923):
+    return images_190923[:3]
+
+
 @pytest.fixture
 def unwritable_folder(tmp_path) -> Path:
     """A folder this process cannot write into (root ignores permissions, but not /sys)."""
