@@ -35,7 +35,12 @@ from pathlib import Path
 
 import numpy as np
 
-from classes.compact.architecture import BN_EPSILON, NUM_LAYERS, WEIGHTS_PER_MODEL
+from classes.compact.architecture import (
+    BN_EPSILON,
+    NUM_LAYERS,
+    WEIGHTS_PER_MODEL,
+    first_weight_index,
+)
 from classes.prediction.kernel import padded_count, zero_padded
 from classes.runtime.native import compile_and_load
 from classes.training.patch_moments import patch_moments
@@ -87,14 +92,15 @@ def trainable_indices() -> list[int]:
     """Positions in a compact model's ``get_weights()`` list of its trainable arrays (Keras's order)."""
     indices = [0, 1, 2, 3]
     for layer in range(1, NUM_LAYERS):
-        offset = 6 + 7 * (layer - 1)
+        offset = first_weight_index(layer)
         indices += [offset, offset + 1, offset + 2, offset + 3, offset + 4]
     return indices + [WEIGHTS_PER_MODEL - 2, WEIGHTS_PER_MODEL - 1]
 
 
 def batch_norm_indices(layer: int) -> tuple[int, int, int, int]:
     """Positions of (gamma, beta, moving_mean, moving_variance) of layer ``layer``."""
-    first = 2 if layer == 0 else 6 + 7 * (layer - 1) + 3
+    # gamma follows layer 0's kernel and bias, a separable layer's depthwise, pointwise and bias
+    first = first_weight_index(layer) + (2 if layer == 0 else 3)
     return first, first + 1, first + 2, first + 3
 
 
@@ -162,14 +168,14 @@ class KernelStep:
         self.kernel0 = zero_padded(kernel0, (75, channels[0]))
         self.depthwise, self.pointwise, self.pointwise_t, self.bias = [], [], [], []
         for layer in range(1, 5):
-            offset = 6 + 7 * (layer - 1)
+            offset = first_weight_index(layer)
             previous, current = channels[layer - 1], channels[layer]
             self.depthwise.append(zero_padded(self.weights[offset].reshape(25, -1), (25, previous)))
             pointwise = zero_padded(self.weights[offset + 1].reshape(counts[layer - 1], counts[layer]), (previous, current))
             self.pointwise.append(pointwise)
             self.pointwise_t.append(np.ascontiguousarray(pointwise.T))
             self.bias.append(zero_padded(self.weights[offset + 2], (current,)))
-        self.readout = zero_padded(self.weights[34].reshape(784, counts[4]), (784, channels[4]))
+        self.readout = zero_padded(self.weights[WEIGHTS_PER_MODEL - 2].reshape(784, counts[4]), (784, channels[4]))
         struct = self.struct
         struct.kernel0 = pointer(self.kernel0)
         for index in range(5):
@@ -282,7 +288,7 @@ class KernelStep:
                    self.z[layer], norm["u"], norm["w"], self.d[layer], previous_z, pointwise, bias, depthwise,
                    self.dd1, previous_dy, below, self.work, ctypes.c_long(self.per_thread), self.image_sums,
                    self.image_grads)
-        offset = 6 + 7 * (layer - 1)
+        offset = first_weight_index(layer)
         gradients[offset + 1] = pointwise[:counts[layer - 1], :counts[layer]].reshape(1, 1, counts[layer - 1], -1)
         gradients[offset + 2] = bias[:counts[layer]]
         if layer >= 2:
