@@ -140,7 +140,7 @@ def start_blocks(stream: ImageStream, workers: int, log: Log) -> ParallelBlocks:
     return blocks
 
 
-def set_up(run: Run, stream: ImageStream, validation_images, per_chunk: int) -> None:
+def set_up(run: Run, stream: ImageStream, validation_images, total_blocks: int, per_chunk: int) -> None:
     """Device, teacher, student, validation targets and the record; logs what the run runs on."""
     torch, arguments = require_torch(), run.arguments
     run.device = choose_device(arguments.device)
@@ -163,7 +163,8 @@ def set_up(run: Run, stream: ImageStream, validation_images, per_chunk: int) -> 
         "stream": {"seed": stream.seed, "block_size": stream.block_size, "num_validation": stream.num_validation,
                    "fingerprint": stream.fingerprint(), "images": "ImageStream.raw_block (whole pixel values)"},
         "settings": {"images": arguments.images, "seconds": arguments.seconds, "chunk_images": per_chunk * stream.block_size,
-                     "blocks_per_chunk": per_chunk, "batch_size": arguments.batch_size,
+                     "blocks_per_chunk": per_chunk, "num_chunks": -(-total_blocks // per_chunk),
+                     "batch_size": arguments.batch_size,
                      "learning_rate": arguments.learning_rate, "smoothing_sigma": arguments.smoothing_sigma,
                      "learning_rate_schedule": arguments.learning_rate_schedule,
                      "tf32": arguments.tf32, "workers": run.blocks.num_workers, "device": str(run.device)},
@@ -218,9 +219,8 @@ def end_chunk(run: Run, partial: bool) -> None:
     counters.loss_sum, counters.loss_batches, counters.chunk_blocks = 0.0, 0, 0
     settings = run.record["settings"]
     curve[-1]["learning_rate"] = run.trainer.learning_rate_now() if counters.blocks_done else None
-    num_chunks = -(-(run.arguments.images // run.arguments.block_size) // settings["blocks_per_chunk"])
-    run.trainer.set_learning_rate_factor(
-        learning_rate_factor(settings["learning_rate_schedule"], len(curve) - 1, num_chunks))  # the next chunk's
+    run.trainer.set_learning_rate_factor(  # the next chunk's
+        learning_rate_factor(settings["learning_rate_schedule"], len(curve) - 1, settings["num_chunks"]))
     entry = curve[-1]
     run.log(f"chunk {entry['chunk']}: {entry['images_seen']:,} images, R2 vs teacher {_shown(r2)}, "
             f"mean loss {_shown(entry['mean_loss'], '.4g')}{' (partial chunk)' if partial else ''}")
@@ -301,7 +301,7 @@ def distil(arguments) -> Run:
     validation_images = stream.validation_images()  # reads the base images once: the forked workers share them
     run = Run(arguments, out, log, start_blocks(stream, arguments.workers, log))
     try:
-        set_up(run, stream, validation_images, per_chunk)
+        set_up(run, stream, validation_images, total_blocks, per_chunk)
         train(run, total_blocks, per_chunk)
     finally:
         run.blocks.close()
