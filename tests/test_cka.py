@@ -8,6 +8,7 @@ import pytest
 from classes.analysis.cka import (
     GramStore,
     center_gram,
+    centered_gram,
     cka_from_grams,
     cka_matrix,
     linear_cka,
@@ -40,6 +41,20 @@ def test_matches_numpy_reference_and_gram_route(activities):
     assert linear_cka(x, y) == pytest.approx(expected, rel=1e-10)
     assert cka_from_grams(x @ x.T, y @ y.T) == pytest.approx(expected, rel=1e-10)
     assert float(np.sum(normalized_gram(x) * normalized_gram(y))) == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("num_images", [2, 3, 40, 101])
+def test_float32_gram_matches_float64_numpy(num_images):
+    # ReLU-like activity: positive with a mean far above its spread, where
+    # centring after the product would lose the float32 digits.
+    generator = np.random.default_rng(num_images)
+    features = np.abs(generator.standard_normal((num_images, 300))) + 5.0
+    centred = features - features.mean(axis=0)
+    expected = centred @ centred.T
+    gram = centered_gram(features.astype(np.float32), np.float32)
+    assert gram.dtype == np.float32 and gram.shape == (num_images, num_images)
+    np.testing.assert_allclose(gram, expected, atol=1e-5 * np.abs(expected).max())
+    np.testing.assert_allclose(gram, gram.T, atol=1e-6 * np.abs(expected).max())
 
 
 def test_single_features_give_squared_correlation():

@@ -79,33 +79,41 @@ def centered_gram(features, dtype=np.float64) -> np.ndarray:
         ``(M, M)`` of ``dtype``, symmetric, rows and columns summing to 0.
     """
     x = _as_features(features, "features", dtype)
-    x = x - x.mean(axis=0, dtype=np.float64).astype(dtype)
-    return _float32_gram(x) if x.dtype == np.float32 else x @ x.T
+    if x.dtype == np.float32:
+        return _float32_gram(x)
+    x = x - x.mean(axis=0)
+    return x @ x.T
+
+
+_GRAM_FUNCTION = None
 
 
 def _float32_gram(x: np.ndarray) -> np.ndarray:
-    """``x @ x.T`` of a float32 ``(M, D)`` as three TensorFlow (oneDNN) matrix products.
+    """``Xc @ Xc.T`` of an uncentred float32 ``(M, D)``, centred and multiplied in one TensorFlow call.
 
-    The Gram matrix is symmetric, so of its four row-half blocks only three
-    are computed (3/4 of the arithmetic): the upper off-diagonal block is
-    mirrored. TensorFlow's float32 matmul ran at about twice NumPy's
-    (OpenBLAS) rate on the 2-core machine, and NumPy's symmetric product
-    (syrk), which saves half, ran at less than half its own matmul rate.
+    Centring and the products run in one traced function, so the centred
+    copy (100 MB for script7's layer 0) never passes through NumPy. The Gram
+    matrix is symmetric, so of its four row-half blocks three are computed
+    and the fourth is the transpose of its mirror. Measured on the 2-core
+    machine for ``(1000, 512 x 57)``: 0.15 s, against 0.18 s for one whole
+    product and 0.23 s for NumPy centring followed by the three products
+    called one by one.
     """
+    global _GRAM_FUNCTION
     from classes.runtime.quiet_tensorflow import tf
 
-    count = x.shape[0]
-    half = count // 2
-    if half == 0:
-        return x @ x.T
-    tensor = tf.constant(x)
-    top, bottom = tensor[:half], tensor[half:]
-    gram = np.empty((count, count), np.float32)
-    gram[:half, :half] = tf.matmul(top, top, transpose_b=True).numpy()
-    gram[:half, half:] = tf.matmul(top, bottom, transpose_b=True).numpy()
-    gram[half:, half:] = tf.matmul(bottom, bottom, transpose_b=True).numpy()
-    gram[half:, :half] = gram[:half, half:].T
-    return gram
+    if _GRAM_FUNCTION is None:
+        def gram(features):
+            centred = features - tf.reduce_mean(features, axis=0, keepdims=True)
+            half = tf.shape(centred)[0] // 2
+            top, bottom = centred[:half], centred[half:]
+            corner = tf.matmul(top, bottom, transpose_b=True)
+            upper = tf.concat([tf.matmul(top, top, transpose_b=True), corner], axis=1)
+            lower = tf.concat([tf.transpose(corner), tf.matmul(bottom, bottom, transpose_b=True)], axis=1)
+            return tf.concat([upper, lower], axis=0)
+
+        _GRAM_FUNCTION = tf.function(gram, input_signature=[tf.TensorSpec((None, None), tf.float32)])
+    return _GRAM_FUNCTION(tf.constant(x)).numpy()
 
 
 def center_gram(gram) -> np.ndarray:
