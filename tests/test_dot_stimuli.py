@@ -93,6 +93,41 @@ def test_random_dots_from_candidates():
     assert random_dot_centers(70, 2, generator, candidates) is None
 
 
+def _greedy_reference(pool, num_dots, separation):
+    """Each pool entry in turn, kept when far enough from every one kept before (the plain loop)."""
+    chosen = []
+    for center in pool:
+        if all(np.hypot(*(center - other)) >= separation for other in chosen):
+            chosen.append(center)
+            if len(chosen) == num_dots:
+                return np.array(chosen)
+    return None
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_dots_equal_the_plain_greedy_draw(seed):
+    # The same generator calls as the plain loop, so the same dots (or None).
+    low, high = 4, 107
+    for number, radius, with_candidates in ((3, 4, False), (8, 2, True), (12, 7, False), (30, 7, True), (40, 6, True)):
+        candidates = grid_centers(28).reshape(-1, 2)[::3] if with_candidates else None
+        generator, reference = np.random.default_rng(seed), np.random.default_rng(seed)
+        got = random_dot_centers(number, radius, generator, candidates, max_tries=3)
+        expected = None
+        for _ in range(3):
+            if with_candidates:
+                allowed = candidates[np.all((candidates >= radius) & (candidates <= 111 - radius), axis=1)]
+                pool = allowed[reference.permutation(len(allowed))]
+            else:
+                pool = reference.uniform(radius, 111 - radius, size=(50 * number, 2))
+            expected = _greedy_reference(pool, number, 2 * radius + 2.0)
+            if expected is not None:
+                break
+        assert (got is None) == (expected is None)
+        if got is not None:
+            np.testing.assert_array_equal(got, expected)
+            assert np.all((got >= low - 2) & (got <= high + 2))
+
+
 def test_errors():
     with pytest.raises(ValueError, match="radius"):
         dot_image([[1, 1]], 0)

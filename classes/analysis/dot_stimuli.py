@@ -127,14 +127,33 @@ def random_dot_centers(
             return None
     separation = 2 * radius + gap
     for _ in range(max_tries):
-        chosen = []
         if candidates is not None:
             pool = candidates[generator.permutation(len(candidates))]
         else:
             pool = generator.uniform(low, high, size=(50 * num_dots, 2))
-        for center in pool:
-            if all(np.hypot(*(center - other)) >= separation for other in chosen):
-                chosen.append(center)
-                if len(chosen) == num_dots:
-                    return np.array(chosen)
+        chosen = _first_fit(pool, num_dots, separation)
+        if chosen is not None:
+            return chosen
     return None
+
+
+def _first_fit(pool: np.ndarray, num_dots: int, separation: float) -> np.ndarray | None:
+    """The first ``num_dots`` centres of ``pool``, in order, each ``separation`` or more from those taken before.
+
+    The same centres as testing every pool entry against every centre taken
+    so far; each centre taken rules out its neighbours in one vector
+    operation (script8 draws thousands of such sets, many of which do not
+    fit: the per-pair test took 19 s of its run).
+    """
+    blocked = np.zeros(len(pool), dtype=bool)
+    chosen, start = [], 0
+    while len(chosen) < num_dots:
+        free = np.flatnonzero(~blocked[start:])
+        if len(free) == 0:
+            return None
+        index = start + int(free[0])
+        center = pool[index]
+        chosen.append(center)
+        blocked |= np.hypot(pool[:, 0] - center[0], pool[:, 1] - center[1]) < separation
+        start = index + 1
+    return np.array(chosen)
