@@ -35,9 +35,10 @@ Command::
     python script7_filter_analysis.py --num-images 500   # faster
     python script7_filter_analysis.py --quick --out /tmp/s7   # 8 models, 60 images (a minute)
 
-Expected run time on the 2-core CPU: about 5 minutes (297 s measured on the
-idle machine by benchmarks/bench_paper.py: layer activity sampled by the
-compiled kernel, then the Gram matrices and kernel similarities); ``--quick``
+Expected run time on the 2-core CPU: 4-5 minutes (252-286 s measured by
+benchmarks/bench_paper.py on 2026-12-05: layer activity sampled by the
+compiled kernel, about 100-130 s, then the Gram matrices, about 110-120 s,
+and the kernel similarities); ``--quick``
 about a minute.
 
 Published numbers compared with (Cowley et al. 2023, Fig. 3a-c and text):

@@ -30,9 +30,10 @@ Command::
     python script8_dot_detector.py --model 201025/12
     python script8_dot_detector.py --quick --out /tmp/s8   # 8 models, small stimulus sets
 
-Expected run time on the 2-core CPU: about 1.5 minutes (95 s measured on
-the idle machine by benchmarks/bench_paper.py, the screen of 219 models on
-494 images each running through the compiled kernel; 466 s before);
+Expected run time on the 2-core CPU: about 1.3 minutes (76 s measured by
+benchmarks/bench_paper.py on 2026-12-05: the screen of 219 models on 494
+images each through the compiled kernel, about 40 s, and the candidates'
+tuning, 12 s; 466 s before the kernel);
 ``--quick`` under a minute.
 
 Published results compared with (Cowley et al. 2023, Fig. 4): some compact
