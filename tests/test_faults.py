@@ -168,6 +168,13 @@ def test_data_root_without_manifest_warns_once(data_root, tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def _interrupt_by_default() -> None:
+    # A suite started in the background (nohup ... &) passes SIGINT on as
+    # ignored, and Python then never raises KeyboardInterrupt: the child
+    # must start with the default disposition that a terminal gives it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
 def test_interrupted_run_leaves_previous_results_whole(data_root, tmp_path, signal_name):
     out = tmp_path / "out"
@@ -177,7 +184,8 @@ def test_interrupted_run_leaves_previous_results_whole(data_root, tmp_path, sign
     process = subprocess.Popen(
         [sys.executable, "script4_compact_perf.py", "--sessions", "190923", "--data-root", str(data_root),
          "--out", str(out)],
-        cwd=REPOSITORY_ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=REPOSITORY_ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_interrupt_by_default)
     for line in process.stdout:
         if line.startswith("data root:"):
             break
