@@ -57,6 +57,20 @@ def test_float32_gram_matches_float64_numpy(num_images):
     np.testing.assert_allclose(gram, gram.T, atol=1e-6 * np.abs(expected).max())
 
 
+@pytest.mark.parametrize("layout", ["contiguous", "strided"])
+def test_float32_gram_overwrites_its_input_only_when_asked(layout):
+    generator = np.random.default_rng(7)
+    whole = (np.abs(generator.standard_normal((30, 200))) + 3.0).astype(np.float32)
+    features = whole if layout == "contiguous" else whole[:, ::2]
+    kept = features.copy()
+    reference = centered_gram(features.astype(np.float64))
+    np.testing.assert_allclose(centered_gram(features, np.float32), reference, atol=1e-5 * np.abs(reference).max())
+    np.testing.assert_array_equal(features, kept)
+    gram = normalized_gram(features, overwrite=True)
+    np.testing.assert_allclose(gram, reference / np.linalg.norm(reference), atol=1e-6)
+    np.testing.assert_allclose(features, kept - kept.mean(axis=0), atol=1e-5)  # centred in place
+
+
 def test_single_features_give_squared_correlation():
     generator = np.random.default_rng(1)
     x = generator.standard_normal(30)

@@ -107,6 +107,22 @@ def test_threads_and_job_sizes_do_not_change_a_single_bit(models, images, isa):
             np.testing.assert_array_equal(features[layer], reference[layer])
 
 
+def test_scratch_reused_model_after_model_gives_the_fresh_features(models, images, isa):
+    # Models of different widths in turn (a wide layer after a narrow one grows the scratch, a narrow
+    # one after a wide one takes a shorter view of it): every call equals a call without scratch.
+    positions = [position_subset(side, side, 30, seed=2) for side in SIDES]
+    positions[3] = None
+    scratch = [np.empty(0, np.float32) for _ in SIDES]
+    for model in (models[2], models[0], models[3], models[2]):
+        fresh, fresh_responses = sampled_activity(model, images, positions, engine="kernel")
+        features, responses = sampled_activity(model, images, positions, engine="kernel", scratch=scratch)
+        np.testing.assert_array_equal(responses, fresh_responses)
+        assert features[3] is None
+        for layer in (0, 1, 2, 4):
+            np.testing.assert_array_equal(features[layer], fresh[layer])
+            assert np.shares_memory(features[layer], scratch[layer])
+
+
 @pytest.mark.parametrize("positions, message", [
     ([np.array([3, 1])] + [None] * 4, "increasing"),
     ([np.array([112 * 112])] + [None] * 4, "112x112"),

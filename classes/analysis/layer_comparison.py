@@ -142,15 +142,17 @@ def compute_grams(models: list[ModelId], data_root, images: np.ndarray, image_id
     store = GramStore(folder, key, len(models), len(images), NUM_LAYERS)
     if store.done.any():
         print(f"resuming: {int(store.done.sum())} of {len(models)} models already in {store.folder}")
+    scratch = [np.empty(0, np.float32) for _ in range(NUM_LAYERS)]  # one model's activity at a time, reused
     for index, identifier in enumerate(tqdm(models, desc="models (activity, Gram)")):
         if store.done[index]:
             continue
         start = time.perf_counter()
         weights = load_weights_npy(identifier, data_root)
         middle = time.perf_counter()
-        features, responses = sampled_activity(weights, images, positions, batch_size=batch_size)
+        features, responses = sampled_activity(weights, images, positions, batch_size=batch_size, scratch=scratch)
         after = time.perf_counter()
-        store.store(index, [normalized_gram(layer) for layer in features], responses)
+        # The features are this loop's scratch: centred in place.
+        store.store(index, [normalized_gram(layer, overwrite=True) for layer in features], responses)
         for name, seconds in (("load models", middle - start), ("forward passes", after - middle),
                               ("Gram matrices", time.perf_counter() - after)):
             timings[name] = timings.get(name, 0.0) + seconds

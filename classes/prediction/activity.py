@@ -80,7 +80,8 @@ def _activity_with_graph(folded: FoldedModel, images: np.ndarray, positions, bat
 
 
 def sampled_activity(model, images, positions, engine: str = "auto", batch_size: int = 16,
-                     threads: int | None = None) -> tuple[list[np.ndarray | None], np.ndarray]:
+                     threads: int | None = None,
+                     scratch: list[np.ndarray] | None = None) -> tuple[list[np.ndarray | None], np.ndarray]:
     """A compact model's responses and its layers' activity (after ReLU) at chosen positions.
 
     Args:
@@ -95,6 +96,10 @@ def sampled_activity(model, images, positions, engine: str = "auto", batch_size:
             (:func:`classes.prediction.stacked.resolve_engine`).
         batch_size: images per kernel job or graph call.
         threads: kernel worker threads; None uses every CPU this process may use.
+        scratch: None, or a list of 5 float32 arrays kept between calls (start
+            with empty ones) that the kernel engine writes the features into,
+            growing them when needed; the returned features are then views of
+            them, overwritten by the next call with the same scratch.
 
     Returns:
         ``(features, responses)``: per layer float32 ``(num_images, P * K)``,
@@ -112,7 +117,7 @@ def sampled_activity(model, images, positions, engine: str = "auto", batch_size:
     folded = model if isinstance(model, FoldedModel) else fold_weights(weights_of(model))
     if engine == "kernel":
         features, responses = activity_with_kernel(prepare_kernel_model(folded), images, positions, batch_size,
-                                                   threads)
+                                                   threads, scratch)
         return features, responses[0]
     return _activity_with_graph(folded, images, positions, batch_size)
 
