@@ -97,10 +97,11 @@ def _float32_gram(x: np.ndarray, in_place: bool = False) -> np.ndarray:
     arithmetic) and reads ``X.T`` as the Fortran-ordered ``(D, M)`` it is,
     so nothing of ``X``'s size is allocated when ``in_place`` centres ``X``
     itself. Measured on the 2-core machine for script7's ``(1000, 512 x
-    57)``: 0.13-0.17 s, as fast as TensorFlow computing three of four
-    half-blocks, which copied ``X`` twice (input tensor, centred tensor): in
-    script7, model after model, handing out those fresh pages cost more
-    than the product.
+    57)``: 0.14 s with OpenBLAS's AVX2 kernels (this machine's environment
+    sets ``OPENBLAS_CORETYPE=Haswell``; unset, OpenBLAS picks its AVX-512
+    kernels here: 0.08 s), against 0.17 s for TensorFlow computing three of
+    four half-blocks, which also copied ``X`` twice (input tensor, centred
+    tensor).
     """
     from scipy.linalg import blas
 
