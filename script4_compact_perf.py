@@ -13,7 +13,10 @@ recovered from the averaged responses (classes/scoring/noise_model.py). It
 prints that estimator's validated error (leave-one-session-out, and for
 190923 a subsampling check) and the plain Poisson value beside it (variance =
 mean count, repeats from the session table). It also counts parameters
-(Fig. 1i) and convolutional filters (inset; per layer as in Fig. 3a).
+(Fig. 1i) and convolutional filters (inset; per layer as in Fig. 3a). Its
+held-out predictions stay in ``held_out_predictions.npz`` for script5, which
+scores the same models on the same images
+(:mod:`classes.scoring.held_out_record`).
 
 Command::
 
@@ -58,6 +61,8 @@ from classes.prediction.stacked import ENGINES, resolve_engine
 from classes.reporting import script_support
 from classes.runtime import outputs
 from classes.scoring.held_out import score_ensemble, score_models_on_held_out
+from classes.scoring.held_out_record import FILE_NAME as HELD_OUT_FILE
+from classes.scoring.held_out_record import save_held_out_predictions
 from classes.scoring.noise_validation import validate_noise_model
 from classes.scoring.performance import NOISE_CORRECTED_LABEL, poisson_approximation_checks
 
@@ -136,14 +141,17 @@ def run(arguments) -> dict:
     timings = {"load images": 0.0, "load weights": 0.0, "predict": 0.0}
     sizes = measure_sizes(models, data_root)
     ensemble_predictions = check_inputs(models, arguments.ensemble_dir, data_root)
-    engine = "keras" if arguments.path == "keras" else arguments.engine
+    engine = "keras" if arguments.path == "keras" else resolve_engine(arguments.engine)
+    predictions = {}
     rows, notes = score_models_on_held_out(models, engine, arguments.batch_size, data_root, timings,
-                                           show_progress=True)
+                                           show_progress=True, predictions_by_session=predictions)
     ensemble_summary = compare_with_ensemble(rows, ensemble_predictions, data_root)
     noise_report = validate_noise_model(data_root)
     checks = poisson_approximation_checks(data_root)
     table = comparison_rows(models, sizes, rows, ensemble_summary, notes, noise_report)
     written = write_outputs(output_dir, models, sizes, rows, ensemble_summary)
+    save_held_out_predictions(output_dir, predictions, engine, data_root)
+    written += f", {HELD_OUT_FILE} (for script5)"
     timings["total"] = time.perf_counter() - started
     summary = summarize(arguments, sizes, table, notes, checks, noise_report, timings)
     script_support.report_results(output_dir, summary, table, written, script_support.format_timings(timings), notes,

@@ -21,6 +21,13 @@ images (``--order-images-per-session`` from each), it correlates each shared
 output with the matching compact model's output, and asks whether that
 compact model is the best-correlated of all chosen ones.
 
+The individual compact models' held-out predictions are script4's: taken
+from ``held_out_predictions.npz`` in script4's results (``--script4-dir``;
+by default ``script4_compact_perf`` beside ``--out``, where
+``reproduce_paper.py`` and the defaults put it) when they were made with the
+same engine and release for every model asked for; otherwise, and the
+summary says why, predicted here.
+
 Command::
 
     python script5_shared_compact_perf.py              # all 56 models, results/script5_shared_compact_perf/
@@ -49,14 +56,18 @@ no published counterpart, and the order check.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from classes.compact.choice import choose_from, choose_test_models
 from classes.compact.shared_model import NUMS_SHARED_FILTERS, TEACHERS
 from classes.data.sessions import TEST_SESSIONS
 from classes.figures.shared_perf import comparison_rows, figure_performance, format_summary_table
 from classes.prediction.shared import DEFAULT_BATCH_SIZE
+from classes.prediction.stacked import resolve_engine
 from classes.reporting import script_support
 from classes.runtime import outputs
+from classes.scoring.held_out_record import FILE_NAME as HELD_OUT_FILE
+from classes.scoring.held_out_record import load_held_out_predictions
 from classes.scoring.performance import NOISE_CORRECTED_LABEL
 from classes.scoring.shared_performance import (
     COMPACT_LABEL,
@@ -67,6 +78,20 @@ from classes.scoring.shared_performance import (
     scoreable_sessions,
     summary_table,
 )
+
+
+def script4_predictions(arguments, models, sessions, engine, data_root) -> tuple[dict | None, str]:
+    """script4's held-out predictions of the compact models where they match, and a note saying which."""
+    if arguments.script4_dir:
+        folder = Path(arguments.script4_dir)
+    elif arguments.out:
+        folder = Path(arguments.out).parent / "script4_compact_perf"
+    else:
+        folder = outputs.default_results_dir("script4_compact_perf")
+    reused, reason = load_held_out_predictions(folder, models, sessions, engine, data_root)
+    note = f"taken from {folder / HELD_OUT_FILE}" if reused else f"predicted here ({reason})"
+    print(f"compact models' held-out predictions: {note}")
+    return reused, note
 
 
 def run(arguments) -> dict:
@@ -84,8 +109,9 @@ def run(arguments) -> dict:
     timings["load images"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    engine = "keras" if arguments.path == "keras" else "auto"
-    rows, compact_order = score_compact_models(models, images, data_root, engine, timings)
+    engine = "keras" if arguments.path == "keras" else resolve_engine("auto")
+    reused, reuse_note = script4_predictions(arguments, models, list(images.held_out), engine, data_root)
+    rows, compact_order = score_compact_models(models, images, data_root, engine, timings, reused)
     timings["compact models"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -100,7 +126,8 @@ def run(arguments) -> dict:
     timings["total"] = time.perf_counter() - started
     summary = {"comparison": table, "summary": summary_rows, "notes": notes, "compact_prediction_path": arguments.path,
                "scored_sessions": scored_sessions, "noise_corrected_r2_label": NOISE_CORRECTED_LABEL,
-               "order_images": int(len(images.order_images)), "timings_seconds": timings}
+               "order_images": int(len(images.order_images)), "compact_held_out_predictions": reuse_note,
+               "timings_seconds": timings}
     script_support.report_results(output_dir, summary, table,
                    f"{output_dir}/per_neuron.csv, summary.csv, order_check.csv, summary.json, "
                    "fig3de_shared_compact_performance.(png|pdf)",
@@ -129,6 +156,9 @@ def parse_arguments(argv=None):
                         help="held-out images per session with images used for the neuron-order check")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
                         help="images per graph call of the shared models")
+    parser.add_argument("--script4-dir", default=None,
+                        help="script4_compact_perf.py's results folder, whose held-out predictions of the compact "
+                        "models are reused when they match (default: script4_compact_perf beside --out)")
     parser.add_argument("--path", choices=("fast", "keras"), default="fast",
                         help="how to predict the individual compact models: 'fast' (classes/prediction/stacked.py, "
                         "BN folded, models stacked) or 'keras' (each .keras model called; slow reference)")

@@ -17,6 +17,7 @@ images for each test session with images):
 - script3: ``F(K) x num_images x formats evaluated``.
 - script4: ``sum over scored models of F(K) x |H(session)|``.
 - script5: compact models ``sum over scored models of F(K) x |H(session)|``
+  (none when it took script4's held-out predictions)
   plus ``sum over all chosen models of F(K) x order images``; shared models
   ``sum over (teacher, K) of S(K) x sum of |H(s)|`` with ``S(K)`` the shared
   model: ``F([K, K, K, 100, 100])`` less the compact readout, plus the 1x1
@@ -118,10 +119,16 @@ def _script5(folder: Path, data_root) -> dict:
     order = sum(compact_model_flops(_nums_filters(session, neuron, data_root)) * summary["order_images"]
                 for session, neuron in chosen)
     shared = sum(shared_model_flops(count) for _, count in pairs) * held_out
+    compact_text = f"{len(scored)} compact models x their held-out images + "
+    # Held-out predictions taken from script4's results were not computed by this run.
+    if summary.get("compact_held_out_predictions", "").startswith("taken from"):
+        compact, compact_text = 0, ""
     return _estimate(compact + order + shared,
-                     f"{len(scored)} compact models x their held-out images + {len(chosen)} x "
-                     f"{summary['order_images']} order images + {len(pairs)} shared models x {held_out} images",
-                     "scoring and the order check's correlations: negligible")
+                     f"{compact_text}{len(chosen)} x {summary['order_images']} order images + "
+                     f"{len(pairs)} shared models x {held_out} images",
+                     "scoring and the order check's correlations: negligible"
+                     + ("; the compact models' held-out predictions, taken from script4's results" if not compact_text
+                        else ""))
 
 
 def _script6(folder: Path, data_root) -> dict:

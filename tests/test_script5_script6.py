@@ -62,6 +62,30 @@ def test_script5_scores_match_a_direct_computation(data_root, tmp_path):
     assert np.median([float(row["correlation"]) for row in order]) > 0.6
 
 
+@pytest.mark.slow
+def test_script5_takes_script4s_predictions_and_scores_them_the_same(data_root, tmp_path):
+    import script4_compact_perf as script4
+
+    common = ["--sessions", "190923", "--data-root", str(data_root)]
+    script4.main([*common, "--neurons", "0,1,3", "--out", str(tmp_path / "script4_compact_perf")])
+    shared = ["--teachers", "from_ensemble_model", "--filters", "5", "--order-images-per-session", "5", *common]
+    reused = script5.main([*shared, "--neurons", "0,3", "--out", str(tmp_path / "script5_shared_compact_perf")])
+    assert reused["compact_held_out_predictions"].startswith("taken from")
+    alone = script5.main([*shared, "--neurons", "0,3", "--script4-dir", str(tmp_path / "none"),
+                          "--out", str(tmp_path / "alone")])
+    assert alone["compact_held_out_predictions"].startswith("predicted here (no held_out_predictions.npz")
+    rows = [read_csv(tmp_path / folder / "per_neuron.csv") for folder in ("script5_shared_compact_perf", "alone")]
+    assert len(rows[0]) == len(rows[1]) == 4
+    for taken, predicted in zip(*rows, strict=True):
+        assert (taken["teacher"], taken["neuron"]) == (predicted["teacher"], predicted["neuron"])
+        np.testing.assert_allclose(float(taken["pearson_r"]), float(predicted["pearson_r"]), atol=1e-6)
+        np.testing.assert_allclose(float(taken["noise_corrected_r2"]), float(predicted["noise_corrected_r2"]),
+                                   atol=1e-6)
+    # A neuron script4 did not predict: script5 predicts them all itself.
+    more = script5.main([*shared, "--neurons", "0,2", "--out", str(tmp_path / "script5_shared_compact_perf")])
+    assert "lacks session 190923's neurons [2]" in more["compact_held_out_predictions"]
+
+
 def test_script5_rejects_bad_choices(tmp_path):
     with pytest.raises(SystemExit, match="from_ensemble_model"):
         script5.main(["--teachers", "from_alexnet", "--out", str(tmp_path)])

@@ -31,6 +31,7 @@ def score_models_on_held_out(
     data_root=None,
     timings: dict | None = None,
     show_progress: bool = False,
+    predictions_by_session: dict | None = None,
 ) -> tuple[list[dict], list[str]]:
     """Predicts and scores the held-out half of every model's own session.
 
@@ -45,6 +46,10 @@ def score_models_on_held_out(
         timings: optional dict; seconds spent in ``"load images"``,
             ``"load weights"`` and ``"predict"`` are added to it.
         show_progress: show a progress bar while predicting.
+        predictions_by_session: optional dict; each scored session's
+            ``(neurons, predictions (num_models, num_images))`` is put in it
+            (script4 keeps them for script5:
+            :mod:`classes.scoring.held_out_record`).
 
     Returns:
         ``(rows, notes)``: one dict per scored model, session by session in
@@ -72,6 +77,8 @@ def score_models_on_held_out(
         predictions = predict(session_models, images, engine=engine, batch_size=batch_size,
                               data_root=data_root, timings=timings, show_progress=show_progress)
         neurons = [identifier.neuron for identifier in session_models]
+        if predictions_by_session is not None:
+            predictions_by_session[session] = (neurons, predictions)
         scores = score_session(predictions, session, neurons=neurons, data_root=data_root)
         for index, identifier in enumerate(session_models):
             row = {"session": session, "neuron": identifier.neuron}

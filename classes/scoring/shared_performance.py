@@ -120,12 +120,15 @@ def score_rows(predictions_by_session: dict, models: list[ModelId], data_root, l
 
 
 def score_compact_models(models: list[ModelId], images: EvaluationImages, data_root, engine: str,
-                         timings: dict) -> tuple[list[dict], np.ndarray]:
+                         timings: dict, reused: dict | None = None) -> tuple[list[dict], np.ndarray]:
     """The individual compact models on their session's held-out half and the order-check images.
 
     Args:
         engine: the :func:`classes.prediction.predict` engine.
         timings: accumulates ``predict``'s timings.
+        reused: optional session -> held-out predictions of that session's
+            ``models`` (script4's, :func:`classes.scoring.held_out_record.load_held_out_predictions`);
+            those sessions predict the order-check images only.
 
     Returns:
         ``(rows, order_outputs)``: per-neuron rows (:func:`score_rows`) and
@@ -137,13 +140,14 @@ def score_compact_models(models: list[ModelId], images: EvaluationImages, data_r
     for session in dict.fromkeys(identifier.session_id for identifier in models):
         positions = [index for index, identifier in enumerate(models) if identifier.session_id == session]
         held_out = images.held_out.get(session)
-        chosen = order_images if held_out is None else np.concatenate([held_out, order_images])
+        known = (reused or {}).get(session) if held_out is not None else None
+        chosen = order_images if held_out is None or known is not None else np.concatenate([held_out, order_images])
         # Each engine uses its own measured default batch size.
         predictions = predict([models[index] for index in positions], chosen, engine=engine,
                               data_root=data_root, timings=timings, show_progress=True)
         order_outputs[:, positions] = predictions[:, -len(order_images):].T
         if held_out is not None:
-            predictions_by_session[session] = predictions[:, : len(held_out)]
+            predictions_by_session[session] = known if known is not None else predictions[:, : len(held_out)]
     rows = score_rows(predictions_by_session, models, data_root, {"teacher": COMPACT_LABEL, "num_filters": None})
     return rows, order_outputs
 
