@@ -33,10 +33,11 @@ Command::
     python script5_shared_compact_perf.py              # all 56 models, results/script5_shared_compact_perf/
     python script5_shared_compact_perf.py --teachers from_ensemble_model --filters 5,200
 
-Expected run time on this 2-core CPU: about 2.5 minutes (151 s measured on
-the idle machine by benchmarks/bench_paper.py; the 56 shared models and the
-219 compact models both run through the compiled kernel of
-classes/prediction/kernel.c; 15.7 min before, with the shared models on the
+Expected run time on this 2-core CPU: about 1.7 minutes after script4 (100 s
+measured by benchmarks/bench_paper.py on 2026-12-05, script4's predictions
+reused), 2.3 minutes alone (139 s); the 56 shared models and the 219
+compact models both run through the compiled kernel of
+classes/prediction/kernel.c (15.7 min before, with the shared models on the
 TensorFlow graph).
 
 Measured (177 neurons, mean noise-corrected R2, APPROXIMATE, F x mean count
@@ -89,8 +90,9 @@ def script4_predictions(arguments, models, sessions, engine, data_root) -> tuple
     else:
         folder = outputs.default_results_dir("script4_compact_perf")
     reused, reason = load_held_out_predictions(folder, models, sessions, engine, data_root)
-    note = f"taken from {folder / HELD_OUT_FILE}" if reused else f"predicted here ({reason})"
-    print(f"compact models' held-out predictions: {note}")
+    # The summary names the folder only: reproduce_paper.py renames its run folder when it finishes.
+    note = f"taken from script4's results ({folder.name}/{HELD_OUT_FILE})" if reused else f"predicted here ({reason})"
+    print(f"compact models' held-out predictions: {note if not reused else f'taken from {folder / HELD_OUT_FILE}'}")
     return reused, note
 
 

@@ -35,11 +35,11 @@ Command::
     python script7_filter_analysis.py --num-images 500   # faster
     python script7_filter_analysis.py --quick --out /tmp/s7   # 8 models, 60 images (a minute)
 
-Expected run time on the 2-core CPU: 4-5 minutes (252-286 s measured by
+Expected run time on the 2-core CPU: about 4 minutes (230 s measured by
 benchmarks/bench_paper.py on 2026-12-05: layer activity sampled by the
-compiled kernel, about 100-130 s, then the Gram matrices, about 110-120 s,
-and the kernel similarities); ``--quick``
-about a minute.
+compiled kernel into memory reused model after model, about 90 s, then the
+Gram matrices by BLAS ``ssyrk``, about 130 s, and the kernel similarities;
+252-286 s before the reuse); ``--quick`` about a minute.
 
 Published numbers compared with (Cowley et al. 2023, Fig. 3a-c and text):
 about 50 filters in early layers and 5-10 in deep layers; kernel similarity
