@@ -6,7 +6,7 @@ over the same images, from a fixed random subset of spatial positions
 returns that activity and the model's responses in one forward pass, on the
 engines of :func:`classes.prediction.predict`:
 
-- ``"kernel"``: the compiled kernel (:func:`classes.prediction.kernel.activity_with_kernel`)
+- ``"kernel"``: the compiled kernel (:func:`classes.prediction.kernel_activity.activity_with_kernel`)
   copies the chosen positions out of the maps it computes anyway; layer 0's
   ``112 x 112 x K0`` map is never held whole (its rows are sampled as they
   enter the kernel's ring of rows).
@@ -26,12 +26,8 @@ import numpy as np
 from classes.data.preprocessing import check_images
 from classes.prediction.folding import FoldedModel, fold_weights, weights_of
 from classes.prediction.graph import positive_int, trunk_activities, trunk_signature
-from classes.prediction.kernel import (
-    LAYER_SIDES,
-    activity_with_kernel,
-    checked_positions,
-    prepare_kernel_model,
-)
+from classes.prediction.kernel import LAYER_SIDES, prepare_kernel_model
+from classes.prediction.kernel_activity import activity_with_kernel, checked_positions
 from classes.prediction.stacked import resolve_engine
 from classes.runtime.quiet_tensorflow import tf
 

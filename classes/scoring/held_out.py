@@ -70,12 +70,8 @@ def score_models_on_held_out(
                 f"are not in the release, so its {len(session_models)} models cannot be scored"
             )
             continue
-        start = time.perf_counter()
-        _, evaluation = held_out_indices(session)
-        images = recenter_images(load_images(session, evaluation + 1, data_root=data_root))
-        timings["load images"] += time.perf_counter() - start
-        predictions = predict(session_models, images, engine=engine, batch_size=batch_size,
-                              data_root=data_root, timings=timings, show_progress=show_progress)
+        predictions = _predict_held_out(session, session_models, engine, batch_size, data_root, timings,
+                                        show_progress)
         neurons = [identifier.neuron for identifier in session_models]
         if predictions_by_session is not None:
             predictions_by_session[session] = (neurons, predictions)
@@ -87,6 +83,15 @@ def score_models_on_held_out(
         if scores["exact_note"]:
             notes.append(f"session {session}: exact noise-corrected R2 not computable: {scores['exact_note']}")
     return rows, notes
+
+
+def _predict_held_out(session, session_models, engine, batch_size, data_root, timings, show_progress):
+    start = time.perf_counter()
+    _, evaluation = held_out_indices(session)
+    images = recenter_images(load_images(session, evaluation + 1, data_root=data_root))
+    timings["load images"] += time.perf_counter() - start
+    return predict(session_models, images, engine=engine, batch_size=batch_size, data_root=data_root,
+                   timings=timings, show_progress=show_progress)
 
 
 def score_ensemble(rows: list[dict], ensemble_predictions: dict, data_root=None) -> dict:
