@@ -26,8 +26,10 @@ Commands::
     python reproduce_paper.py --quick          # a short version of every script
     python reproduce_paper.py --scripts 4,5 --out results/figure1
 
-Expected run time on this 2-core CPU: about 30 minutes for the default run
-(each script's docstring gives its own); ``--quick`` 4 min measured while
+Expected run time on this 2-core CPU: about 9 minutes for the default run
+(8 min 49 s measured by benchmarks/bench_paper.py on 2026-12-05, about 10 min
+in the machine's slowest hour; each script's docstring gives its own);
+``--quick`` 4 min measured while
 other jobs loaded the machine (load average 10-11 on its 2 cores; the
 scripts used 72 s of CPU time, most of it starting Python and TensorFlow).
 Timing mode, with each script's arithmetic: ``benchmarks/bench_paper.py``.

@@ -15,7 +15,7 @@ shared machine wall-clock rates drop, CPU seconds do not.
 Commands::
 
     python benchmarks/bench_paper.py --quick   # reproduce_paper.py --quick, a few minutes
-    python benchmarks/bench_paper.py           # every script with its defaults, ~30 min
+    python benchmarks/bench_paper.py           # every script with its defaults, ~9 min
     python benchmarks/bench_paper.py --scripts 4,5
 
 Writes ``results/bench_paper/bench_paper_<mode>.json`` (mode ``quick``,
