@@ -63,7 +63,8 @@ def session_images(data_root, image_cache):
     }
 
 
-def _run(model, images) -> np.ndarray:
+def keras_responses(model, images) -> np.ndarray:
+    """The Keras model's own call (also used by tests/test_compact_tools.py)."""
     return np.asarray(model(images, training=False))[:, 0]
 
 
@@ -129,8 +130,8 @@ def test_released_model_keras_and_npy_agree(data_root, session_images, identifie
     for keras_array, npy_array in zip(keras_weights, npy_weights, strict=True):
         np.testing.assert_array_equal(keras_array, npy_array)
     images = session_images[identifier.session_id]
-    keras_output = _run(from_keras, images)
-    np.testing.assert_array_equal(keras_output, _run(from_npy, images))
+    keras_output = keras_responses(from_keras, images)
+    np.testing.assert_array_equal(keras_output, keras_responses(from_npy, images))
     assert np.all(np.isfinite(keras_output))
     assert np.ptp(keras_output) > 0  # a live model responds differently to images
     keras.backend.clear_session()
@@ -193,16 +194,16 @@ def test_nums_filters_from_weights_wrong_length():
 def test_save_and_reload_gives_identical_outputs(data_root, tmp_path, session_images, neuron):
     model = load_compact_model("201025", neuron, data_root=data_root)
     images = session_images["201025"]
-    expected = _run(model, images)
+    expected = keras_responses(model, images)
 
     whole = save_compact_model(model, tmp_path / "model.keras")
     reloaded = keras.models.load_model(whole, compile=False)
-    np.testing.assert_array_equal(_run(reloaded, images), expected)
+    np.testing.assert_array_equal(keras_responses(reloaded, images), expected)
 
     weights_path = save_compact_model(model, tmp_path / "model.weights.h5")
     rebuilt = build_compact_model(nums_filters_of(model))
     rebuilt.load_weights(weights_path)
-    np.testing.assert_array_equal(_run(rebuilt, images), expected)
+    np.testing.assert_array_equal(keras_responses(rebuilt, images), expected)
     # No temporary files left beside the targets.
     assert sorted(path.name for path in tmp_path.iterdir()) == ["model.keras", "model.weights.h5"]
 

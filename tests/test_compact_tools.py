@@ -21,18 +21,15 @@ from classes.compact.tools import (
     readout_maps,
 )
 from classes.runtime.quiet_tensorflow import keras
+from tests.test_compact_model import keras_responses
 
 # Keras warns that a loaded model's input structure is a list; harmless here.
 pytestmark = pytest.mark.filterwarnings("ignore:The structure of `inputs`")
 
 
-def _run(model, images) -> np.ndarray:
-    return np.asarray(model(images, training=False))[:, 0]
-
-
 def test_predict_responses_matches_direct_call(first_model, images_190923):
     images = images_190923
-    expected = _run(first_model, images)
+    expected = keras_responses(first_model, images)
     np.testing.assert_allclose(predict_responses(first_model, images), expected, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(
         predict_responses(first_model, images, batch_size=3), expected, rtol=1e-5, atol=1e-5
@@ -119,7 +116,7 @@ def test_readout_maps_reshape_beta_kernel(first_model, few_images):
     # The output is each layer-4 map weighted by its readout map, summed.
     activity = layer_activity(first_model, few_images, 4, "act")
     summed = np.einsum("nyxk,kyx->n", activity.astype(np.float64), maps) + bias[0]
-    np.testing.assert_allclose(summed, _run(first_model, few_images), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(summed, keras_responses(first_model, few_images), rtol=1e-4, atol=1e-4)
 
 
 def _manually_ablated(model, layer: int, filter_index: int) -> keras.Model:
@@ -134,15 +131,15 @@ def _manually_ablated(model, layer: int, filter_index: int) -> keras.Model:
 
 @pytest.mark.parametrize("layer, filter_index", [(0, 5), (1, 30), (2, 1), (4, 0)])
 def test_ablate_filters_equals_zeroing_weights(first_model, few_images, layer, filter_index):
-    before = _run(first_model, few_images)
+    before = keras_responses(first_model, few_images)
     ablated = ablate_filters(first_model, layer, filter_index)
-    result = _run(ablated, few_images)
+    result = keras_responses(ablated, few_images)
     np.testing.assert_allclose(
-        result, _run(_manually_ablated(first_model, layer, filter_index), few_images),
+        result, keras_responses(_manually_ablated(first_model, layer, filter_index), few_images),
         rtol=1e-6, atol=1e-6,
     )  # fmt: skip
     # The given model is untouched, and the ablation changed something.
-    np.testing.assert_array_equal(_run(first_model, few_images), before)
+    np.testing.assert_array_equal(keras_responses(first_model, few_images), before)
     assert not np.allclose(result, before)
 
 
