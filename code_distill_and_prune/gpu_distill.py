@@ -53,6 +53,7 @@ from classes.data.block_producer import ParallelBlocks
 from classes.data.image_stream import ImageStream
 from classes.reporting.script_support import exit_on_user_error, script_parser
 from classes.runtime.outputs import write_json
+from classes.training import student
 from classes.training.student import (
     LEARNING_RATE_SCHEDULES,
     SMOOTHING_SIGMA,
@@ -74,7 +75,7 @@ from code_distill_and_prune.gpu_support import (
     validation_r2,
 )
 
-PAPER_IMAGES, PAPER_CHUNKS = 12_000_000, 24
+PAPER_IMAGES = 12_000_000
 WEIGHTS_FILE, CURVE_FILE, LOG_FILE = "student_weights.npz", "learning_curve.json", "gpu_distill_log.txt"
 SAFETY_SECONDS = 2.0  # kept free before --seconds beyond a block and a chunk's end
 
@@ -124,9 +125,8 @@ def chunk_plan(arguments) -> tuple[int, int]:
         raise ValueError(f"--images {arguments.images} is below one block of {block_size} images.")
     if arguments.chunk_images is not None and arguments.chunk_images < 1:
         raise ValueError(f"--chunk-images must be positive; got {arguments.chunk_images}.")
-    total = arguments.images // block_size
-    chunk_images = arguments.chunk_images or arguments.images / PAPER_CHUNKS
-    return total, min(total, max(1, round(chunk_images / block_size)))
+    # The CPU pipeline's own schedule, so that a GPU run and a CPU run of the same budget chunk alike.
+    return student.chunk_plan(arguments.images, block_size, arguments.chunk_images)
 
 
 def start_blocks(stream: ImageStream, workers: int, log: Log) -> ParallelBlocks:

@@ -55,6 +55,18 @@ GPU_SIDE = ["classes.compact.torch_model", "classes.compact.torch_conversion", "
             "code_distill_and_prune.gpu_distill"]
 
 
+@pytest.mark.parametrize("images", [256, 300, 1000, 12_345, 100_000])
+@pytest.mark.parametrize("chunk_images", [None, 100, 128, 5_000])
+def test_the_gpu_run_chunks_a_budget_as_the_cpu_pipeline_does(images, chunk_images):
+    arguments = gpu_distill.parse_arguments(["--images", str(images), "--block-size", "64"]
+                                            + ([] if chunk_images is None else ["--chunk-images", str(chunk_images)]))
+    total, per_chunk = gpu_distill.chunk_plan(arguments)
+    chunks = StreamTraining(num_images=images, chunk_images=chunk_images).chunks(64)
+    assert total == sum(len(chunk) for chunk in chunks) == images // 64
+    assert per_chunk == len(chunks[0])
+    assert all(len(chunk) == per_chunk for chunk in chunks[:-1])
+
+
 def test_the_gpu_side_imports_without_tensorflow():
     script = textwrap.dedent(f"""
         import importlib, importlib.abc, sys

@@ -50,11 +50,15 @@ from classes.data.image_stream import ImageStream
 from classes.prediction import predict
 from classes.training.checkpoints import RunFolder
 from classes.training.pruning import squared_correlation
-from classes.training.student import SMOOTHING_SIGMA, learning_rate_factor, smooth_weights
+from classes.training.student import (
+    SMOOTHING_SIGMA,
+    chunk_plan,
+    learning_rate_factor,
+    smooth_weights,
+)
 from classes.training.teacher import TeacherCache
 from classes.training.trainers import load_trainer_state, save_trainer_state
 
-PAPER_CHUNKS = 24  # 12M images in 500,000-image chunks
 TRAINER_PREFIX = "trainer_chunk"
 REMEDY = "delete that folder to start over, or choose another --out"
 
@@ -115,15 +119,7 @@ class StreamTraining:
         Raises:
             ValueError: the budget is below one block.
         """
-        block_size = _positive_integer(block_size, "The block size")
-        if self.num_images < block_size:
-            raise ValueError(f"The image budget ({self.num_images}) is below one block of {block_size} images; "
-                             f"give at least {block_size}.")
-        num_blocks = self.num_images // block_size
-        if self.chunk_images is None:
-            per_chunk = max(1, round(num_blocks / PAPER_CHUNKS))
-        else:
-            per_chunk = max(1, round(self.chunk_images / block_size))
+        num_blocks, per_chunk = chunk_plan(self.num_images, block_size, self.chunk_images)
         return [range(start, min(start + per_chunk, num_blocks)) for start in range(0, num_blocks, per_chunk)]
 
 

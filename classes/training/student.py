@@ -33,6 +33,7 @@ from classes.compact.architecture import (
 STUDENT_FILTERS = 100
 SMOOTHING_SIGMA = 0.5
 LEARNING_RATE_SCHEDULES = ("constant", "cosine")
+PAPER_CHUNKS = 24  # 12M images in 500,000-image chunks
 # The SPEC gives no border rule for smoothing a 5x5 kernel; "reflect" keeps
 # a kernel's sum, so smoothing does not shrink the weights chunk after chunk.
 SMOOTHING_MODE = "reflect"
@@ -75,6 +76,27 @@ def smooth_weights(weights, sigma: float = SMOOTHING_SIGMA) -> list[np.ndarray]:
     )
     return smoothed
 
+
+def chunk_plan(num_images: int, block_size: int, chunk_images: int | None = None) -> tuple[int, int]:
+    """``(blocks in the budget, blocks per chunk)``: the schedule of every distillation (CPU and GPU).
+
+    Args:
+        num_images: the image budget; whole blocks of it are trained.
+        block_size: images per block.
+        chunk_images: images per chunk; None for the paper's 24 chunks of the budget.
+
+    Raises:
+        ValueError: a block size that is not a positive integer, or a budget below one block.
+    """
+    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
+        raise ValueError(f"The block size must be a positive integer; got {block_size!r}.")
+    if num_images < block_size:
+        raise ValueError(f"The image budget ({num_images}) is below one block of {block_size} images; "
+                         f"give at least {block_size}.")
+    num_blocks = num_images // block_size
+    if chunk_images is None:
+        return num_blocks, max(1, round(num_blocks / PAPER_CHUNKS))
+    return num_blocks, min(num_blocks, max(1, round(chunk_images / block_size)))
 
 def learning_rate_factor(schedule: str, chunk: int, num_chunks: int) -> float:
     """What chunk ``chunk`` (0-based) of ``num_chunks`` multiplies the learning rate by.
