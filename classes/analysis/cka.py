@@ -74,9 +74,9 @@ def centered_gram(features, dtype=np.float64, overwrite: bool = False) -> np.nda
         dtype: precision of the product; float32 (:func:`_float32_gram`)
             makes script7's large products several times faster (relative
             error about 1e-6).
-        overwrite: float32 only: centre ``features`` in place (they must be
-            a C-contiguous float32 array the caller no longer needs) instead
-            of in a copy.
+        overwrite: float32 only: centre ``features`` in place (a float32
+            array the caller no longer needs, e.g. reused scratch memory)
+            instead of in a copy.
 
     Returns:
         ``(M, M)`` of ``dtype``, symmetric, rows and columns summing to 0.
