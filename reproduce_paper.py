@@ -29,9 +29,9 @@ Commands::
 Expected run time on this 2-core CPU: about 9 minutes for the default run
 (8 min 49 s measured by benchmarks/bench_paper.py on 2026-12-05, about 10 min
 in the machine's slowest hour; each script's docstring gives its own);
-``--quick`` 4 min measured while
-other jobs loaded the machine (load average 10-11 on its 2 cores; the
-scripts used 72 s of CPU time, most of it starting Python and TensorFlow).
+``--quick`` 57 s on the idle machine (4 min while other jobs loaded it,
+load average 10-11 on its 2 cores; most of it is starting Python and
+TensorFlow).
 Timing mode, with each script's arithmetic: ``benchmarks/bench_paper.py``.
 
 ``--quick`` passes each script's own quick option where it has one,
