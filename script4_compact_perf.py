@@ -115,7 +115,7 @@ def write_outputs(output_dir, models, sizes, rows, ensemble_summary) -> str:
     return written
 
 
-def summarize(arguments, sizes, table, notes, checks, noise_report, timings) -> dict:
+def summarize(arguments, engine, sizes, table, notes, checks, noise_report, timings) -> dict:
     """What summary.json holds."""
     return {
         "comparison": table,
@@ -128,8 +128,7 @@ def summarize(arguments, sizes, table, notes, checks, noise_report, timings) -> 
         "ensemble_parameters": sizes["ensemble_counts"],
         "median_nums_filters": np.median(sizes["nums_filters"], axis=0),
         "median_parameters": float(np.median(sizes["parameters"])),
-        "evaluation_path": arguments.path if arguments.path == "keras"
-        else f"fast ({resolve_engine(arguments.engine)} engine)",
+        "evaluation_path": arguments.path if arguments.path == "keras" else f"fast ({engine} engine)",
         "timings_seconds": timings,
     }
 
@@ -153,7 +152,7 @@ def run(arguments) -> dict:
     save_held_out_predictions(output_dir, predictions, engine, data_root)
     written += f", {HELD_OUT_FILE} (for script5)"
     timings["total"] = time.perf_counter() - started
-    summary = summarize(arguments, sizes, table, notes, checks, noise_report, timings)
+    summary = summarize(arguments, engine, sizes, table, notes, checks, noise_report, timings)
     script_support.report_results(output_dir, summary, table, written, script_support.format_timings(timings), notes,
                                   extra_text=format_noise_model(noise_report) + "\n" + format_poisson_checks(checks))
     return summary

@@ -90,10 +90,13 @@ def script4_predictions(arguments, models, sessions, engine, data_root) -> tuple
     else:
         folder = outputs.default_results_dir("script4_compact_perf")
     reused, reason = load_held_out_predictions(folder, models, sessions, engine, data_root)
+    if reused is None:
+        note = f"predicted here ({reason})"
+        print(f"compact models' held-out predictions: {note}")
+        return None, note
+    print(f"compact models' held-out predictions: taken from {folder / HELD_OUT_FILE}")
     # The summary names the folder only: reproduce_paper.py renames its run folder when it finishes.
-    note = f"taken from script4's results ({folder.name}/{HELD_OUT_FILE})" if reused else f"predicted here ({reason})"
-    print(f"compact models' held-out predictions: {note if not reused else f'taken from {folder / HELD_OUT_FILE}'}")
-    return reused, note
+    return reused, f"taken from script4's results ({folder.name}/{HELD_OUT_FILE})"
 
 
 def run(arguments) -> dict:
@@ -129,6 +132,7 @@ def run(arguments) -> dict:
     summary = {"comparison": table, "summary": summary_rows, "notes": notes, "compact_prediction_path": arguments.path,
                "scored_sessions": scored_sessions, "noise_corrected_r2_label": NOISE_CORRECTED_LABEL,
                "order_images": int(len(images.order_images)), "compact_held_out_predictions": reuse_note,
+               "compact_held_out_predictions_reused": reused is not None,
                "timings_seconds": timings}
     script_support.report_results(output_dir, summary, table,
                    f"{output_dir}/per_neuron.csv, summary.csv, order_check.csv, summary.json, "

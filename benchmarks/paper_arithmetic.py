@@ -114,22 +114,19 @@ def _script5(folder: Path, data_root) -> dict:
     chosen = {(row["session"], row["neuron"]) for row in order_rows
               if pairs and (row["teacher"], int(row["num_filters"])) == pairs[0]}
     held_out = sum(_held_out_count(session) for session in summary["scored_sessions"])
-    compact = sum(compact_model_flops(_nums_filters(row["session"], row["neuron"], data_root))
-                  * _held_out_count(row["session"]) for row in scored)
+    # Held-out predictions taken from script4's results were not computed by this run.
+    reused = summary.get("compact_held_out_predictions_reused", False)
+    compact = 0 if reused else sum(compact_model_flops(_nums_filters(row["session"], row["neuron"], data_root))
+                                   * _held_out_count(row["session"]) for row in scored)
     order = sum(compact_model_flops(_nums_filters(session, neuron, data_root)) * summary["order_images"]
                 for session, neuron in chosen)
     shared = sum(shared_model_flops(count) for _, count in pairs) * held_out
-    compact_text = f"{len(scored)} compact models x their held-out images + "
-    # Held-out predictions taken from script4's results were not computed by this run.
-    if summary.get("compact_held_out_predictions", "").startswith("taken from"):
-        compact, compact_text = 0, ""
-    return _estimate(compact + order + shared,
-                     f"{compact_text}{len(chosen)} x {summary['order_images']} order images + "
-                     f"{len(pairs)} shared models x {held_out} images",
-                     "scoring and the order check's correlations: negligible"
-                     + ("; the compact models' held-out predictions, taken from script4's results" if not compact_text
-                        else ""))
-
+    terms = ([] if reused else [f"{len(scored)} compact models x their held-out images"]) + [
+        f"{len(chosen)} x {summary['order_images']} order images", f"{len(pairs)} shared models x {held_out} images"]
+    not_counted = "scoring and the order check's correlations: negligible"
+    if reused:
+        not_counted += "; the compact models' held-out predictions, taken from script4's results"
+    return _estimate(compact + order + shared, " + ".join(terms), not_counted)
 
 def _script6(folder: Path, data_root) -> dict:
     summary = json.loads((folder / "summary.json").read_text())

@@ -71,9 +71,11 @@ def test_script5_takes_script4s_predictions_and_scores_them_the_same(data_root, 
     shared = ["--teachers", "from_ensemble_model", "--filters", "5", "--order-images-per-session", "5", *common]
     reused = script5.main([*shared, "--neurons", "0,3", "--out", str(tmp_path / "script5_shared_compact_perf")])
     assert reused["compact_held_out_predictions"].startswith("taken from")
+    assert reused["compact_held_out_predictions_reused"] is True
     alone = script5.main([*shared, "--neurons", "0,3", "--script4-dir", str(tmp_path / "none"),
                           "--out", str(tmp_path / "alone")])
     assert alone["compact_held_out_predictions"].startswith("predicted here (no held_out_predictions.npz")
+    assert alone["compact_held_out_predictions_reused"] is False
     rows = [read_csv(tmp_path / folder / "per_neuron.csv") for folder in ("script5_shared_compact_perf", "alone")]
     assert len(rows[0]) == len(rows[1]) == 4
     for taken, predicted in zip(*rows, strict=True):

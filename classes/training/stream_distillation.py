@@ -54,6 +54,7 @@ from classes.training.student import (
     SMOOTHING_SIGMA,
     chunk_plan,
     learning_rate_factor,
+    positive_integer,
     smooth_weights,
 )
 from classes.training.teacher import TeacherCache
@@ -61,12 +62,6 @@ from classes.training.trainers import load_trainer_state, save_trainer_state
 
 TRAINER_PREFIX = "trainer_chunk"
 REMEDY = "delete that folder to start over, or choose another --out"
-
-
-def _positive_integer(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}.")
-    return int(value)
 
 
 @dataclass(frozen=True)
@@ -99,10 +94,10 @@ class StreamTraining:
     learning_rate_schedule: str = "constant"
 
     def __post_init__(self):
-        _positive_integer(self.num_images, "The image budget")
-        _positive_integer(self.batch_size, "batch_size")
+        positive_integer(self.num_images, "The image budget")
+        positive_integer(self.batch_size, "batch_size")
         if self.chunk_images is not None:
-            _positive_integer(self.chunk_images, "chunk_images")
+            positive_integer(self.chunk_images, "chunk_images")
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer; got {self.seed!r}.")
         if not self.smoothing_sigma >= 0:

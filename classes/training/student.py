@@ -77,6 +77,12 @@ def smooth_weights(weights, sigma: float = SMOOTHING_SIGMA) -> list[np.ndarray]:
     return smoothed
 
 
+def positive_integer(value, name: str) -> int:
+    """``value`` as an int; ValueError naming ``name`` unless it is a positive integer."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+    return int(value)
+
 def chunk_plan(num_images: int, block_size: int, chunk_images: int | None = None) -> tuple[int, int]:
     """``(blocks in the budget, blocks per chunk)``: the schedule of every distillation (CPU and GPU).
 
@@ -88,8 +94,7 @@ def chunk_plan(num_images: int, block_size: int, chunk_images: int | None = None
     Raises:
         ValueError: a block size that is not a positive integer, or a budget below one block.
     """
-    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
-        raise ValueError(f"The block size must be a positive integer; got {block_size!r}.")
+    block_size = positive_integer(block_size, "The block size")
     if num_images < block_size:
         raise ValueError(f"The image budget ({num_images}) is below one block of {block_size} images; "
                          f"give at least {block_size}.")
