@@ -107,8 +107,8 @@ def _float32_gram(x: np.ndarray, in_place: bool = False) -> np.ndarray:
 
     mean = x.mean(axis=0, dtype=np.float64).astype(np.float32)
     centred = np.subtract(x, mean, out=x if in_place else None)
-    triangle = blas.ssyrk(1.0, np.ascontiguousarray(centred).T, trans=1)
-    upper = np.triu(triangle)
+    # ssyrk writes the upper triangle into a zeroed result; the lower one is its mirror.
+    upper = blas.ssyrk(1.0, np.ascontiguousarray(centred).T, trans=1)
     return upper + np.triu(upper, 1).T
 
 
