@@ -48,13 +48,7 @@ def save_held_out_predictions(folder, predictions: dict, engine: str, data_root)
         arrays[f"images_{session}"] = held_out_indices(session)[1] + 1
         arrays[f"predictions_{session}"] = np.asarray(values, np.float32)
     path = Path(folder) / FILE_NAME
-    outputs.write_atomically(path, lambda temporary: _save(temporary, arrays))
-    return path
-
-
-def _save(temporary: Path, arrays: dict) -> None:
-    with open(temporary, "wb") as stream:
-        np.savez(stream, **arrays)
+    return outputs.write_atomically(path, lambda temporary: np.savez(temporary, **arrays))
 
 
 def load_held_out_predictions(folder, models: list[ModelId], sessions, engine: str,
