@@ -7,9 +7,12 @@
  * ~2.4 MB per image and model) does not fit in the cache, and on a 2-core
  * machine with ~6 GB/s of memory bandwidth writing it and reading it back
  * costs about as much as computing it. Here layer 0 is computed a few rows
- * at a time into a ring of 5 rows, and layer 1's stride-2 depthwise and
- * pointwise consume those rows while they are in cache; layers 2-4 (small)
- * and the readout follow on maps that fit in the L2 cache.
+ * at a time into a ring of 5 rows (by the Winograd algorithm F(4, 5) along
+ * rows, kernel_layer0.h), and layer 1's stride-2 depthwise and pointwise
+ * consume those rows while they are in cache; layers 2-4 (small) and the
+ * readout follow on maps that fit in the L2 cache. Every map is a multiple
+ * of 16 floats, so a workspace starting on a 64-byte boundary (the caller's
+ * job) keeps every vector load within one cache line.
  *
  * Vectors are GCC vector extensions of VEC floats, so one source builds for
  * AVX-512 (VEC 16), AVX2 (VEC 8) and any other target (VEC 4: SSE on
@@ -48,13 +51,13 @@
  * registers; with 16, DW_PIXELS outputs share each weight load instead. */
 #if defined(__AVX512F__) || defined(__aarch64__)
 #define REGISTERS 32
-#define L0_PIXELS 8     /* layer 0: 8 pixels x 3 vectors = 24 accumulators + 3 + 1 */
+#define L0_TILES 7      /* layer 0: 7 tiles x 3 vectors = 21 accumulators + 3 + 1 (7 divides 28 tiles) */
 #define L0_VECTORS 3
 #define PW_PIXELS 7     /* pointwise: 7 pixels (divides 56, 28, 784) x 3 vectors = 21 + 3 + 1 */
 #define PW_VECTORS 3
 #else
 #define REGISTERS 16
-#define L0_PIXELS 4     /* 4 x 3 = 12 accumulators + 3 + 1 = 16 */
+#define L0_TILES 4      /* 4 x 3 = 12 accumulators + 3 + 1 = 16 */
 #define L0_VECTORS 3
 #define PW_PIXELS 4
 #define PW_VECTORS 3
@@ -77,7 +80,7 @@ typedef struct {
     int channels[5];              /* padded K0..K4, multiples of VEC */
     int relu;                     /* 0: a linear network (no ReLU after any layer) */
     int outputs;                  /* responses per image (1 for a compact model) */
-    const float *kernel0;         /* (75, K0): tap (dy*5+dx)*3+ci */
+    const float *kernel0;         /* (8, 5, 3, K0): row filters transformed, U[t][dy][ci] (kernel_layer0.h) */
     const float *bias0;           /* (K0) */
     const float *depthwise[4];    /* (25, K_{i-1}) */
     const float *pointwise[4];    /* (K_{i-1}, K_i) */
@@ -86,6 +89,7 @@ typedef struct {
     const float *mixing;          /* shared: (K4, O), O = outputs padded to VEC; compact: NULL */
     const float *pool;            /* shared: (28 * 28, O) */
     const float *output_bias;     /* (outputs) */
+    const float *input_transform; /* (8, 8): BT of kernel_layer0.h */
 } compact_model_t;
 
 /* Where compact_activity writes one layer's activity: at `count` positions
@@ -103,6 +107,7 @@ typedef struct {
 int kernel_vector_width(void) { return VEC; }
 
 #include "kernel_blocks.h"
+#include "kernel_layer0.h"
 
 static int widest(const int channels[5])  /* of K0..K3, the depthwise inputs */
 {
@@ -120,7 +125,7 @@ static long padded_outputs(const compact_model_t *model)
 long compact_workspace_floats(const compact_model_t *model)
 {
     const int *k = model->channels;
-    long total = (long)PADDED_IMAGE * PADDED_IMAGE * 3;
+    long total = LAYER0_FLOATS;
     total += 5L * (SIDE0 + 2 * BORDER) * k[0];                  /* ring of layer-0 rows */
     total += 56L * widest(k);                                   /* one depthwise row */
     total += (56L + 2 * BORDER) * (56 + 2 * BORDER) * k[1];     /* layer 1 */
@@ -148,10 +153,27 @@ static void sample_rows(const layer_sample_t *sample, int side, int first_row, i
     }
 }
 
-/* Layers 0 and 1 of one image (in `image`, bordered): layer 0 row by row through the ring;
+/* Layer 0's workspace for one image: the image planes, the ring of transformed rows (filled up to
+ * padded row `transformed` - 1) and the products of one block (kernel_layer0.h). */
+typedef struct {
+    const float *planes;
+    float *transforms;
+    float *products;
+    int transformed;
+} layer0_state_t;
+
+/* Layer-0 row j into `slot`: first the input transforms of the padded image rows it needs (up to j + 4). */
+static void next_layer0_row(const compact_model_t *model, layer0_state_t *state, int j, float *slot)
+{
+    for (; state->transformed <= j + 4; state->transformed++)
+        transform_row(state->planes, model->input_transform, state->transformed, state->transforms);
+    layer0_row(state->transforms, model, j, state->products, slot);
+}
+
+/* Layers 0 and 1 of one image (its planes in `state`): layer 0 row by row through the ring;
  * sample0 (or NULL) takes layer 0's sampled positions, image n, as each row is made. */
-static void first_layers(const compact_model_t *model, const float *image, const int *tap_offsets,
-                         float *ring, float *scratch, float *layer1, const layer_sample_t *sample0, long n)
+static void first_layers(const compact_model_t *model, layer0_state_t *state, float *ring, float *scratch,
+                         float *layer1, const layer_sample_t *sample0, long n)
 {
     int cursor = 0;
     const int *k = model->channels;
@@ -159,15 +181,16 @@ static void first_layers(const compact_model_t *model, const float *image, const
     const int layer1_width = 56 + 2 * BORDER;
     /* Layer-0 row j lives in ring slot (j + 1) % 5; rows -1, 112 and 113 are zero. */
     memset(ring, 0, ring_row * sizeof(float));
+    state->transformed = 0;
     for (int j = 0; j < 3; j++) {
-        layer0_row(image, tap_offsets, model, j, ring + (j + 1) * ring_row);
+        next_layer0_row(model, state, j, ring + (j + 1) * ring_row);
         sample_rows(sample0, SIDE0, j, j, ring + (j + 1) * ring_row + BORDER * k[0], 0, k[0], &cursor, n);
     }
     for (int r = 0; r < 56; r++) {
         for (int j = 2 * r + 2; j <= 2 * r + 3; j++) {
             float *slot = ring + ((j + 1) % 5) * ring_row;
             if (j < SIDE0) {
-                layer0_row(image, tap_offsets, model, j, slot);
+                next_layer0_row(model, state, j, slot);
                 sample_rows(sample0, SIDE0, j, j, slot + BORDER * k[0], 0, k[0], &cursor, n);
             } else {
                 memset(slot, 0, ring_row * sizeof(float));
@@ -220,24 +243,19 @@ void compact_activity(const compact_model_t *model, const float *images, int cou
 {
     const int *k = model->channels;
     memset(workspace, 0, compact_workspace_floats(model) * sizeof(float));
-    float *image = workspace;
-    float *ring = image + PADDED_IMAGE * PADDED_IMAGE * 3;
+    float *planes = workspace;
+    float *ring = planes + LAYER0_FLOATS;
     float *scratch = ring + 5L * (SIDE0 + 2 * BORDER) * k[0];
     float *layer1 = scratch + 56L * widest(k);
     float *layer2 = layer1 + (56L + 2 * BORDER) * (56 + 2 * BORDER) * k[1];
     float *layer3 = layer2 + (28L + 2 * BORDER) * (28 + 2 * BORDER) * k[2];
     float *layer4 = layer3 + (28L + 2 * BORDER) * (28 + 2 * BORDER) * k[3];
     float *totals = layer4 + (long)POOL_PIXELS * k[4];
-    int tap_offsets[75];
-    for (int dy = 0; dy < 5; dy++)
-        for (int dx = 0; dx < 5; dx++)
-            for (int ci = 0; ci < 3; ci++)
-                tap_offsets[(dy * 5 + dx) * 3 + ci] = dy * PADDED_IMAGE * 3 + dx * 3 + ci;
+    float *transforms = planes + (long)PADDED_IMAGE * PLANE_ROW;
+    layer0_state_t state = {planes, transforms, transforms + (long)TRANSFORM_SLOTS * TRANSFORM_SLOT, 0};
     for (int n = 0; n < count; n++) {
-        const float *source = images + (long)n * SIDE0 * SIDE0 * 3;
-        for (int y = 0; y < SIDE0; y++)
-            memcpy(image + ((y + 2) * PADDED_IMAGE + 2) * 3, source + y * SIDE0 * 3, SIDE0 * 3 * sizeof(float));
-        first_layers(model, image, tap_offsets, ring, scratch, layer1, samples, n);
+        image_to_planes(images + (long)n * SIDE0 * SIDE0 * 3, planes);
+        first_layers(model, &state, ring, scratch, layer1, samples, n);
         separable_layer(layer1, 56, k[1], 2, model->depthwise[1], model->pointwise[1], model->bias[1], k[2],
                         layer2, BORDER, scratch, model->relu);
         separable_layer(layer2, 28, k[2], 1, model->depthwise[2], model->pointwise[2], model->bias[2], k[3],

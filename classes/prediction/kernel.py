@@ -34,11 +34,13 @@ import numpy as np
 from tqdm import tqdm
 
 from classes.prediction.folding import FoldedModel, FoldedSharedModel
+from classes.prediction.winograd import INPUT_TRANSFORM, transformed_kernel0
 from classes.runtime.native import NativeUnavailable, chosen_isa, compile_and_load
 
 __all__ = [
     "LAYER_SIDES",
     "KernelModel",
+    "aligned_workspace",
     "default_threads",
     "kernel_isa",
     "kernel_unavailable_reason",
@@ -52,6 +54,9 @@ SOURCE = Path(__file__).with_name("kernel.c")
 LIBRARY_NAME = "fast_kernel"
 # Side of each layer's square map (layers 0-4), as kernel.c computes them.
 LAYER_SIDES = (112, 56, 28, 28, 28)
+
+# kernel_layer0.h's input transform, shared by every model.
+_INPUT_TRANSFORM = np.ascontiguousarray(INPUT_TRANSFORM, dtype=np.float32)
 
 # Per instruction set: the loaded library, or why it cannot run (not retried).
 _libraries: dict[str, ctypes.CDLL] = {}
@@ -74,6 +79,7 @@ class _ModelStruct(ctypes.Structure):
         ("mixing", ctypes.c_void_p),
         ("pool", ctypes.c_void_p),
         ("output_bias", ctypes.c_void_p),
+        ("input_transform", ctypes.c_void_p),
     ]
 
 
@@ -164,9 +170,9 @@ def zero_padded(array: np.ndarray, shape: tuple) -> np.ndarray:
 
 
 def _trunk_layout(arrays, counts, lanes: int) -> list[np.ndarray]:
-    """Layers 0-4 padded to ``lanes``: kernel0, bias0, 4 depthwise, 4 pointwise, 4 biases."""
+    """Layers 0-4 padded to ``lanes``: kernel0 (Winograd-transformed), bias0, 4 depthwise, 4 pointwise, 4 biases."""
     padded = [padded_count(count, lanes) for count in counts]
-    layout = [zero_padded(arrays[0].reshape(75, counts[0]), (75, padded[0])), zero_padded(arrays[1], (padded[0],))]
+    layout = [transformed_kernel0(arrays[0].reshape(5, 5, 3, counts[0]), padded[0]), zero_padded(arrays[1], (padded[0],))]
     depthwise, pointwise, biases = [], [], []
     for layer in range(1, 5):
         kernel, weights, bias = arrays[3 * layer - 1 : 3 * layer + 2]
@@ -227,7 +233,7 @@ class KernelModel:
             (ctypes.c_int * 5)(*channels), int(folded.relu) if shared else 1, self.outputs,
             address(trunk[0]), address(trunk[1]),
             *[(ctypes.c_void_p * 4)(*[address(array) for array in trunk[start : start + 4]]) for start in (2, 6, 10)],
-            address(readout), address(mixing), address(pool), address(output_bias),
+            address(readout), address(mixing), address(pool), address(output_bias), address(_INPUT_TRANSFORM),
         )
         self.workspace_floats = int(library.compact_workspace_floats(ctypes.byref(self.struct)))
 
@@ -255,6 +261,19 @@ def prepare_kernel_model(folded: FoldedModel | FoldedSharedModel, isa: str | Non
     """
     library = library_or_error(isa)
     return KernelModel(folded, kernel_isa() if isa is None else isa, library)
+
+
+def aligned_workspace(floats: int) -> np.ndarray:
+    """An uninitialised float32 workspace of ``floats`` starting on a 64-byte boundary.
+
+    Every map in the workspace is a multiple of 16 floats long, so with an
+    aligned start each vector load of the AVX-512 kernel stays within one
+    cache line; NumPy starts large arrays 16 bytes past a boundary about as
+    often as on one, and loads that straddle two lines made the kernel slower.
+    """
+    raw = np.empty(floats + 16, dtype=np.float32)
+    offset = (-raw.ctypes.data % 64) // 4
+    return raw[offset : offset + floats]
 
 
 def default_threads() -> int:
@@ -307,7 +326,7 @@ def predict_with_kernel(
         model = models[index]
         workspace = getattr(local, "workspace", None)
         if workspace is None or workspace.size < model.workspace_floats:
-            workspace = local.workspace = np.empty(model.workspace_floats, dtype=np.float32)
+            workspace = local.workspace = aligned_workspace(model.workspace_floats)
         # Rows of the C-ordered result, strided by num_images: the kernel writes into them.
         model.predict(images[start:stop], workspace, responses[starts[index] : starts[index + 1], start:stop])
         return stop

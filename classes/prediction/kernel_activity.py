@@ -18,6 +18,7 @@ from classes.prediction.kernel import (
     LAYER_SIDES,
     KernelModel,
     SampleStruct,
+    aligned_workspace,
     default_threads,
     library_or_error,
 )
@@ -119,7 +120,7 @@ def activity_with_kernel(
                 sample.features, sample.stride = array[start].ctypes.data, array.shape[1]
         workspace = getattr(local, "workspace", None)
         if workspace is None or workspace.size < model.workspace_floats:
-            workspace = local.workspace = np.empty(model.workspace_floats, dtype=np.float32)
+            workspace = local.workspace = aligned_workspace(model.workspace_floats)
         model.activity(images[start:stop], workspace, samples, responses[:, start:stop])
 
     with ThreadPoolExecutor(max_workers=threads or default_threads()) as pool:

@@ -1,5 +1,6 @@
-/* The register blocks of the inference kernel: layer 0 row by row, the
- * depthwise convolutions, the pointwise products and a whole separable layer.
+/* The register blocks of the inference kernel: the depthwise convolutions,
+ * the pointwise products and a whole separable layer (layer 0 is in
+ * kernel_layer0.h).
  *
  * Part of kernel.c, which includes it once (one translation unit, so that
  * the compiler inlines across the parts); not compiled on its own. */
@@ -10,59 +11,6 @@ static int block_vectors(int left, int most)
 {
     const int blocks = (left + most - 1) / most;
     return (left + blocks - 1) / blocks;
-}
-
-/* Layer 0 for L0_PIXELS pixels of one row and `vectors` (1..L0_VECTORS) channel vectors. */
-static inline __attribute__((always_inline)) void layer0_block(
-    const float *source, const int *tap_offsets, const float *kernel, int kernel_stride,
-    const float *bias, float *destination, int destination_stride, int vectors, int use_relu)
-{
-    vf sums[L0_PIXELS][L0_VECTORS];
-    for (int v = 0; v < vectors; v++) {
-        const vf b = load(bias + v * VEC);
-        for (int p = 0; p < L0_PIXELS; p++) sums[p][v] = b;
-    }
-    for (int tap = 0; tap < 75; tap++) {
-        const float *input = source + tap_offsets[tap];
-        const float *weights = kernel + tap * kernel_stride;
-        vf w[L0_VECTORS];
-        for (int v = 0; v < vectors; v++) w[v] = load(weights + v * VEC);
-        for (int p = 0; p < L0_PIXELS; p++) {
-            const vf x = splat(input[3 * p]);
-            for (int v = 0; v < vectors; v++) sums[p][v] += x * w[v];
-        }
-    }
-    for (int p = 0; p < L0_PIXELS; p++)
-        for (int v = 0; v < vectors; v++)
-            store(destination + p * destination_stride + v * VEC, activate(sums[p][v], use_relu));
-}
-
-/* One row (y) of layer 0 into `row` (width SIDE0 + 2*BORDER, border left zero). */
-static void layer0_row(const float *image, const int *tap_offsets, const compact_model_t *model,
-                       int y, float *row)
-{
-    const int channels = model->channels[0];
-    const float *source_row = image + y * PADDED_IMAGE * 3;
-    for (int start = 0; start < channels; ) {
-        const int vectors = block_vectors((channels - start) / VEC, L0_VECTORS);
-        for (int x = 0; x < SIDE0; x += L0_PIXELS) {
-            const float *source = source_row + x * 3;
-            float *destination = row + (x + BORDER) * channels + start;
-            const float *kernel = model->kernel0 + start;
-            const float *bias = model->bias0 + start;
-            switch (vectors) {
-#if L0_VECTORS >= 3
-            case 3: layer0_block(source, tap_offsets, kernel, channels, bias, destination, channels, 3,
-                                 model->relu); break;
-#endif
-            case 2: layer0_block(source, tap_offsets, kernel, channels, bias, destination, channels, 2,
-                                 model->relu); break;
-            default: layer0_block(source, tap_offsets, kernel, channels, bias, destination, channels, 1,
-                                  model->relu); break;
-            }
-        }
-        start += vectors * VEC;
-    }
 }
 
 /* Depthwise 5x5 of one output row: rows[dy] point at the 5 input rows (with border). */
