@@ -18,7 +18,10 @@ Default run, for one compact model (``--session``/``--neuron``):
 ``--all`` synthesizes one maximizing image for each of the 219 models (Ext.
 Data Fig. 3 sheet), saving ``all/<model>.npy`` and ``.json`` atomically and
 skipping models already done, so an interrupted run resumes; it then gives
-the across-model percent changes (Fig. 2b-c counterpart).
+the across-model percent changes (Fig. 2b-c counterpart). It also makes one
+minimizing image per model (``all/<model>_minimize.npy`` and ``.json``;
+``--num-minimizing 0`` skips them), which the explorer
+(``script9_explorer.py``) shows beside the maximizing one.
 
 Percent changes (classes/scoring/percent_changes.py): compact models output centred
 values, so the headline ``calibrated`` change maps outputs to predicted spike
@@ -123,7 +126,7 @@ def run_default(arguments, data_root, output_dir) -> tuple[dict, dict]:
 
 
 def run_all(arguments, data_root, output_dir) -> tuple[dict, dict]:
-    """One maximizing image per chosen model (resumable), the sheet and the across-model changes."""
+    """One maximizing and one minimizing image per chosen model (resumable), the sheet and the across-model changes."""
     timings, folder = {}, output_dir / "all"
     folder.mkdir(parents=True, exist_ok=True)
     identifiers = parse_model_list(arguments.models)
@@ -136,6 +139,13 @@ def run_all(arguments, data_root, output_dir) -> tuple[dict, dict]:
                                          arguments.grayscale, arguments.pool_size or synthesis_sheet.SHEET_POOL_SIZE)
         timings["per model"] = (time.perf_counter() - start) / len(pending)
     timings["synthesis and pool"] = time.perf_counter() - start
+    if arguments.num_minimizing:
+        start = time.perf_counter()
+        lacking = [identifier for identifier in identifiers
+                   if not synthesis_sheet.direction_done(folder, identifier, "minimize")]
+        synthesis_sheet.synthesize_direction(lacking, folder, data_root, "minimize", arguments.steps, arguments.seed,
+                                             arguments.grayscale)
+        timings["minimizing images"] = time.perf_counter() - start
     records, images = synthesis_sheet.load_records(folder)
     across = synthesis_sheet.summarize_records(records)
     outputs.save_figures(synthesis_figures.sheet_figures(records, images, across), output_dir)
@@ -152,7 +162,8 @@ def parse_arguments(argv=None):
     parser.add_argument("--session", default="190923", help="test session of the chosen model")
     parser.add_argument("--neuron", type=int, default=0, help="0-based neuron index in --session")
     parser.add_argument("--num-images", type=int, default=9, help="maximizing images synthesized")
-    parser.add_argument("--num-minimizing", type=int, default=3, help="minimizing images (0: none)")
+    parser.add_argument("--num-minimizing", type=int, default=3,
+                        help="minimizing images (0: none); with --all, any positive number makes one per model")
     parser.add_argument("--steps", type=int, default=DEFAULT_NUM_STEPS, help="gradient steps per image")
     parser.add_argument("--seed", type=int, default=0, help="seed of the start noise and of every random choice")
     parser.add_argument("--grayscale", action="store_true", help="synthesize grayscale images")
@@ -170,7 +181,8 @@ def parse_arguments(argv=None):
     parser.add_argument("--saliency-stride", type=int, default=4,
                         help="spacing of the saliency grid in pixels (4: a 28x28 map)")
     parser.add_argument("--all", action="store_true",
-                        help="one maximizing image per model for all 219 models (Ext. Data Fig. 3); resumable")
+                        help="one maximizing image per model for all 219 models (Ext. Data Fig. 3) and one "
+                        "minimizing image (for the explorer); resumable")
     parser.add_argument("--models", default="all",
                         help="with --all: comma-separated models as session/neuron (e.g. 190923/0), or 'all'")
     arguments = script_support.parse(parser, argv)

@@ -181,7 +181,7 @@ def test_rebuild_reads_the_cache_and_reuses_script6_images(site, data_root, tmp_
     import script9_explorer as script9
     from classes.analysis import synthesis_sheet
     from classes.compact.architecture import model_id
-    from classes.explorer import dot_tuning, responses, synthesized
+    from classes.explorer import dot_tuning, responses
 
     _, cache, _ = site
     script6 = tmp_path / "script6_all"
@@ -190,20 +190,28 @@ def test_rebuild_reads_the_cache_and_reuses_script6_images(site, data_root, tmp_
     record = synthesis_sheet.make_record(model_id("190923", 0), 1.25, -0.5, np.linspace(-1, 1, 20), None, "none",
                                          {"steps": 300, "seed": 0, "grayscale": False})
     synthesis_sheet.write_record(script6, model_id("190923", 0), image, record)
+    darkest = np.full((112, 112, 3), 7, np.uint8)
+    minimizing, minimizing_record = synthesis_sheet.direction_paths(script6, model_id("190923", 0), "minimize")
+    minimizing_record.write_text(json.dumps({"response": -2.5, "initial_response": 0.1, "steps": 300, "seed": 0,
+                                             "trajectory": [0.1, -2.5]}))
+    np.save(minimizing, darkest)
 
     def refuse(*args, **kwargs):
         raise AssertionError("a rebuild must read the cache")
 
-    for module in (responses, dot_tuning, synthesized):
+    for module in (responses, dot_tuning):
         monkeypatch.setattr(module, "predict", refuse)
-    monkeypatch.setattr(synthesized, "synthesize_images", refuse)
+    monkeypatch.setattr(synthesis_sheet, "synthesize_compact_models", refuse)
     arguments = build_arguments(tmp_path / "site", cache, data_root, MODELS[:2])
     arguments[arguments.index("--script6-dir") + 1] = str(script6)
     result = script9.main(arguments)
     assert result["site"]["pages"] == 2 and result["timings_seconds"]["total"] < 60
     shown = np.asarray(Image.open(tmp_path / "site" / "images" / "synthesized" / "190923_neuron0_maximize.png"))
     np.testing.assert_array_equal(shown, image[0])
-    assert "Maximizing: 1.25 after 300 steps" in (tmp_path / "site" / "neurons" / "190923_neuron0.html").read_text()
+    page = (tmp_path / "site" / "neurons" / "190923_neuron0.html").read_text()
+    assert "Maximizing: 1.25 after 300 steps" in page and "Minimizing: -2.5 after 300 steps" in page
+    shown = np.asarray(Image.open(tmp_path / "site" / "images" / "synthesized" / "190923_neuron0_minimize.png"))
+    np.testing.assert_array_equal(shown, darkest)
     index = (tmp_path / "site" / "index.html").read_text()
     assert "A partial build: 2 of the 219 models" in index
     # No tutorials built: the front page says how, and links to none.
@@ -235,3 +243,32 @@ def test_bad_input_gives_a_clear_message(data_root, tmp_path):
         script9.main(build_arguments(tmp_path / "b", tmp_path / "cache", root, ["190923/0"]))
     assert "holds no image zips" in str(no_images.value.code)
     assert not (tmp_path / "b" / "index.html").exists()
+
+
+def test_distinct_images_predicts_each_image_once_and_maps_every_copy(monkeypatch):
+    import hashlib
+
+    from classes.explorer import responses
+
+    generator = np.random.default_rng(0)
+    images = generator.integers(0, 256, (6, 4, 4, 3), dtype=np.uint8)
+    images[3] = images[5] = images[1]
+    images[4] = images[0]
+    first, copy_of = responses.distinct_images(images)
+    np.testing.assert_array_equal(first, [0, 1, 2])
+    np.testing.assert_array_equal(copy_of, [0, 1, 2, 1, 0, 1])
+    np.testing.assert_array_equal(images[first][copy_of], images)
+
+    class Colliding:
+        """Every image gets the same digest: images must still be told apart by their pixels."""
+
+        def __init__(self, data):
+            self.data = data
+
+        def digest(self):
+            return b"same"
+
+    monkeypatch.setattr(hashlib, "sha256", Colliding)
+    first, copy_of = responses.distinct_images(images)
+    np.testing.assert_array_equal(first, [0, 1, 2])
+    np.testing.assert_array_equal(copy_of, [0, 1, 2, 1, 0, 1])

@@ -148,11 +148,25 @@ def test_script6_all_is_resumable(data_root, tmp_path, capsys):
     assert record["across_models"]["num_models"] == 2
     assert record["across_models"]["maximizing_synthesized"]["calibrated"]["n"] == 1  # 211022 uncalibrated
     assert (tmp_path / "ext_data_fig3_sheet.png").is_file()
-    before = (tmp_path / "all" / "compact_model_190923_neuron2.npy").stat().st_mtime_ns
+    from classes.compact.model import load_compact_model
+    from classes.data.preprocessing import recenter_images
+
+    # The minimizing image of each model, for the explorer: its recorded response is the Keras model's.
+    minimizing = tmp_path / "all" / "compact_model_190923_neuron2_minimize.npy"
+    image = np.load(minimizing)
+    saved = json.loads(minimizing.with_suffix(".json").read_text())
+    assert image.shape == (112, 112, 3) and image.dtype == np.uint8 and saved["steps"] == 5
+    model = load_compact_model("190923", 2, data_root=data_root)
+    keras = float(model.predict(recenter_images(image[None]), verbose=0)[0, 0])
+    assert saved["response"] == pytest.approx(keras, abs=1e-4) and saved["response"] < saved["initial_response"]
+    assert (tmp_path / "all" / "compact_model_211022_neuron1_minimize.npy").is_file()
+    before = [(tmp_path / "all" / name).stat().st_mtime_ns
+              for name in ("compact_model_190923_neuron2.npy", minimizing.name)]
     capsys.readouterr()
     script6.main(arguments)
     assert "2 of 2 models already done" in capsys.readouterr().out
-    assert (tmp_path / "all" / "compact_model_190923_neuron2.npy").stat().st_mtime_ns == before
+    assert [(tmp_path / "all" / name).stat().st_mtime_ns
+            for name in ("compact_model_190923_neuron2.npy", minimizing.name)] == before
 
 
 def test_script6_rejects_bad_arguments(tmp_path, capsys):

@@ -1,9 +1,13 @@
-"""The resumable per-model records of ``script6_synthesize.py --all``, and the loop that makes them.
+"""The resumable per-model records of ``script6_synthesize.py --all``, and the loops that make them.
 
 Each model gets ``<folder>/<stem>.json`` (its numbers) and ``<stem>.npy``
 (its maximizing synthesized image, uint8 ``(1, 112, 112, 3)``), both written
 atomically, the ``.npy`` last: a model counts as done only when both exist,
-so an interrupted run redoes at most the model it was working on.
+so an interrupted run redoes at most the model it was working on. Its
+minimizing image (same settings) is ``<stem>_minimize.npy`` (uint8
+``(112, 112, 3)``) with ``<stem>_minimize.json`` (its response, the start's,
+the settings and the climb; :func:`synthesize_direction`), made the same way; the explorer
+(``script9_explorer.py``) shows both images.
 """
 
 from __future__ import annotations
@@ -39,6 +43,50 @@ def record_paths(folder: Path, identifier: ModelId) -> tuple[Path, Path]:
 def is_done(folder: Path, identifier: ModelId) -> bool:
     """Whether both of a model's files exist."""
     return all(path.is_file() for path in record_paths(folder, identifier))
+
+
+def direction_paths(folder: Path, identifier: ModelId, direction: str) -> tuple[Path, Path]:
+    """``(image .npy, record .json)`` of one model's image made by :func:`synthesize_direction`."""
+    return folder / f"{identifier.stem}_{direction}.npy", folder / f"{identifier.stem}_{direction}.json"
+
+
+def direction_done(folder: Path, identifier: ModelId, direction: str) -> bool:
+    """Whether both files of a model's :func:`synthesize_direction` image exist."""
+    return all(path.is_file() for path in direction_paths(folder, identifier, direction))
+
+
+def synthesize_direction(pending: list[ModelId], folder: Path, data_root, direction: str, num_steps: int, seed: int,
+                         grayscale: bool = False, source: str = "script6_synthesize.py --all") -> None:
+    """One synthesized image per model, :data:`SYNTHESIS_GROUP` models at a time, each saved when done.
+
+    Writes :func:`direction_paths`: the uint8 ``(112, 112, 3)`` image and a
+    record with its response (to the saved, rounded image), the start's
+    response, the settings, ``source`` and the response at every step.
+
+    Args:
+        pending: models to do.
+        folder: where the files go.
+        direction: ``"maximize"`` or ``"minimize"``.
+        num_steps, seed, grayscale: synthesis settings.
+        source: what made the image, kept in the record.
+    """
+    with tqdm(total=len(pending), desc=f"{direction[:-1]}ing images", disable=not pending) as bar:
+        for start in range(0, len(pending), SYNTHESIS_GROUP):
+            group = pending[start : start + SYNTHESIS_GROUP]
+            weight_lists = [load_weights_npy(identifier, data_root) for identifier in group]
+            results = synthesize_compact_models(weight_lists, direction=direction, num_steps=num_steps, seed=seed,
+                                                grayscale=grayscale, group_size=len(group))
+            for identifier, weights, result in zip(group, weight_lists, results, strict=True):
+                image = np.round(result.images[0]).astype(np.uint8)
+                record = {"model": str(identifier), "direction": direction,
+                          "response": float(predict_raw(weights, image[None])[0]),
+                          "initial_response": float(result.initial_responses[0]), "steps": num_steps, "seed": seed,
+                          "grayscale": grayscale, "source": source,
+                          "trajectory": [float(value) for value in result.trajectory[:, 0]]}
+                image_path, record_path = direction_paths(folder, identifier, direction)
+                outputs.write_json(record_path, record)
+                outputs.write_npy(image_path, image)
+            bar.update(len(group))
 
 
 def make_record(identifier: ModelId, synthesized_response: float, initial_response: float,

@@ -9,13 +9,15 @@ screen: black and white dots of radii 2, 4, 8 px on a 7 x 7 grid) follow
 the images in the same forward passes.
 
 Responses come from :func:`classes.prediction.predict` (the fast engine),
-a chunk of models over blocks of images at a time. Each model's responses
+a chunk of models over blocks of images at a time, each distinct image once
+(903 of the release's 12,640 images repeat another). Each model's responses
 are saved as ``<folder>/<stem>.npy`` (float32, images then dots) as soon as
 its chunk is done, so an interrupted build resumes where it stopped.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,23 +126,57 @@ def response_folder(cache_dir, image_set: ImageSet) -> Path:
     return folder
 
 
+def distinct_images(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The first of each set of identical images, and where every image's copy is.
+
+    The release's zips share some images (903 of 12,640 repeat another), so
+    the response pass predicts each distinct image once.
+
+    Args:
+        images: ``(N, ...)`` any dtype.
+
+    Returns:
+        ``(first, copy_of)``: int64 positions of the distinct images (increasing)
+        and, per image, its index into ``first``; ``images[first][copy_of]``
+        equals ``images``.
+    """
+    first_of: dict[bytes, list[int]] = {}
+    first, copy_of = [], np.empty(len(images), dtype=np.int64)
+    for index, image in enumerate(images):
+        image = np.ascontiguousarray(image)
+        candidates = first_of.setdefault(hashlib.sha256(memoryview(image).cast("B")).digest(), [])
+        # Equal digests are compared pixel by pixel: a collision cannot merge two images.
+        match = next((slot for slot in candidates if np.array_equal(images[first[slot]], image)), None)
+        if match is None:
+            match = len(first)
+            first.append(index)
+            candidates.append(match)
+        copy_of[index] = match
+    return np.asarray(first, dtype=np.int64), copy_of
+
+
 def compute_responses(models: list[ModelId], image_set: ImageSet, folder: Path, data_root) -> None:
-    """Responses of every model without a cached file, saved per model (resumable, progress bar)."""
+    """Responses of every model without a cached file, saved per model (resumable, progress bar).
+
+    Each distinct stimulus is predicted once (:func:`distinct_images`); the
+    saved rows hold every image and dot in the image set's order.
+    """
     pending = [identifier for identifier in models if not (folder / f"{identifier.stem}.npy").is_file()]
     if not pending:
         return
-    stimuli = np.concatenate([image_set.images, image_set.dots])
+    first, copy_of = distinct_images(np.concatenate([image_set.images, image_set.dots]))
+    stimuli = np.concatenate([image_set.images, image_set.dots])[first]
     with tqdm(total=len(pending) * len(stimuli), desc="model responses to images and dots", unit="response",
               unit_scale=True) as bar:
-        for first in range(0, len(pending), CHUNK):
-            chunk = pending[first:first + CHUNK]
+        for start_model in range(0, len(pending), CHUNK):
+            chunk = pending[start_model:start_model + CHUNK]
             parts = []
             for start in range(0, len(stimuli), BLOCK):
                 block = recenter_images(stimuli[start:start + BLOCK])
                 parts.append(predict(chunk, block, data_root=data_root))
                 bar.update(len(chunk) * len(block))
             for identifier, row in zip(chunk, np.concatenate(parts, axis=1), strict=True):
-                outputs.write_npy(folder / f"{identifier.stem}.npy", row.astype(np.float32))
+                outputs.write_npy(folder / f"{identifier.stem}.npy", row[copy_of].astype(np.float32))
 
 
 def load_responses(models: list[ModelId], image_set: ImageSet, folder: Path) -> tuple[np.ndarray, np.ndarray]:
