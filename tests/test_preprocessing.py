@@ -49,6 +49,17 @@ def test_recenter_subtracts_channel_means(random_images):
     np.testing.assert_allclose(recentred, expected, atol=1e-4)
 
 
+def test_recenter_into_a_buffer_equals_a_new_array_and_checks_the_buffer(random_images):
+    buffer = np.full((len(random_images) + 2,) + random_images.shape[1:], np.nan, np.float32)
+    recentred = recenter_images(random_images, out=buffer)
+    np.testing.assert_array_equal(recentred, recenter_images(random_images))
+    assert isinstance(recentred, RecentredImages) and np.shares_memory(recentred, buffer)
+    assert np.isnan(buffer[len(random_images):]).all()
+    for bad in (buffer[:1], buffer.astype(np.float64), buffer[:, ::2], [[0.0]]):
+        with pytest.raises(ValueError, match="out must be a C-contiguous float32 array"):
+            recenter_images(random_images, out=bad)
+
+
 def test_recenter_uncenter_round_trip_is_exact_for_uint8():
     images = _every_uint8_value()
     back = uncenter_images(recenter_images(images))

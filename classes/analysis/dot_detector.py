@@ -16,6 +16,7 @@ Layer numbering: paper layers 1-5 are the code's ``layer0``..``layer4``.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -189,6 +190,18 @@ def receptive_field_cells(location: np.ndarray, baseline: float, centers: np.nda
     return centers[mask], mask
 
 
+@functools.lru_cache(maxsize=8)
+def location_images(grid: int, radius: float, value: int) -> np.ndarray:
+    """The location map's stimuli: one dot of ``radius`` and ``value`` at each of the ``grid`` x ``grid`` centres.
+
+    Cached (read-only): models that prefer the same dot share them (the
+    explorer tunes all 219 models, whose preferred dots take 6 forms).
+    """
+    images = single_dot_images(grid_centers(grid).reshape(-1, 2), radius, value)
+    images.flags.writeable = False
+    return images
+
+
 def measure_dot_tuning(response_function: ResponseFunction, polarity: str, radius: float, grid: int, radii,
                        numbers, num_draws: int, seed: int) -> DotTuning:
     """The location map of the preferred dot, then the probe set around its peak.
@@ -208,7 +221,7 @@ def measure_dot_tuning(response_function: ResponseFunction, polarity: str, radiu
     """
     value = POLARITIES[polarity]
     centers = grid_centers(grid)
-    location = response_function(single_dot_images(centers.reshape(-1, 2), radius, value)).reshape(grid, grid)
+    location = response_function(location_images(grid, radius, value)).reshape(grid, grid)
     peak = np.unravel_index(int(np.argmax(location)), location.shape)
     neighbours = [(peak[0] + row, peak[1] + column) for row in (-1, 0, 1) for column in (-1, 0, 1)]
     size_centers = np.array([centers[cell] for cell in neighbours if 0 <= cell[0] < grid and 0 <= cell[1] < grid])

@@ -25,12 +25,13 @@ import numpy as np
 from tqdm import tqdm
 
 from classes.analysis.dot_detector import screen_stimuli
-from classes.compact.architecture import ModelId
+from classes.compact.architecture import ModelId, load_weights_npy
 from classes.data.candidate_images import load_image_pool, normal_image_sessions
 from classes.data.images import available_image_sessions, load_images
 from classes.data.preprocessing import recenter_images
 from classes.data.sessions import TEST_SESSIONS, held_out_indices
 from classes.prediction import predict
+from classes.prediction.stacked import stack_compact_models
 from classes.runtime import outputs
 
 SCREEN_GRID = 7
@@ -166,14 +167,18 @@ def compute_responses(models: list[ModelId], image_set: ImageSet, folder: Path, 
         return
     first, copy_of = distinct_images(np.concatenate([image_set.images, image_set.dots]))
     stimuli = np.concatenate([image_set.images, image_set.dots])[first]
+    # One buffer for every block, and each chunk's models loaded and folded once for all blocks.
+    buffer = np.empty((min(BLOCK, len(stimuli)),) + stimuli.shape[1:], np.float32)
     with tqdm(total=len(pending) * len(stimuli), desc="model responses to images and dots", unit="response",
               unit_scale=True) as bar:
         for start_model in range(0, len(pending), CHUNK):
             chunk = pending[start_model:start_model + CHUNK]
+            stacked = stack_compact_models([load_weights_npy(identifier, data_root) for identifier in chunk],
+                                           names=[str(identifier) for identifier in chunk])
             parts = []
             for start in range(0, len(stimuli), BLOCK):
-                block = recenter_images(stimuli[start:start + BLOCK])
-                parts.append(predict(chunk, block, data_root=data_root))
+                block = recenter_images(stimuli[start:start + BLOCK], out=buffer)
+                parts.append(predict(stacked, block))
                 bar.update(len(chunk) * len(block))
             for identifier, row in zip(chunk, np.concatenate(parts, axis=1), strict=True):
                 outputs.write_npy(folder / f"{identifier.stem}.npy", row[copy_of].astype(np.float32))
