@@ -26,8 +26,8 @@ Commands::
     python reproduce_paper.py --quick          # a short version of every script
     python reproduce_paper.py --scripts 4,5 --out results/figure1
 
-Expected run time on this 2-core CPU: about 9 minutes for the default run
-(8 min 49 s measured by benchmarks/bench_paper.py on 2026-12-05, about 10 min
+Expected run time on this 2-core CPU: about 8 minutes for the default run
+(7 min 44 s measured by benchmarks/bench_paper.py on 2026-12-05, about 8.5 min
 in the machine's slowest hour; each script's docstring gives its own);
 ``--quick`` 57 s on the idle machine (4 min while other jobs loaded it,
 load average 10-11 on its 2 cores; most of it is starting Python and

@@ -23,7 +23,7 @@ Command::
     python script4_compact_perf.py                 # everything, results/script4_compact_perf/
     python script4_compact_perf.py --sessions 190923 --neurons 0,1,2
 
-Expected run time on a 2-core CPU: about a minute (48 s measured by benchmarks/bench_paper.py)
+Expected run time on a 2-core CPU: about 35 s (32.9 s measured by benchmarks/bench_paper.py on 2026-12-05)
 once the images' decode cache exists (first run: add ~10 s to decode the zips and ~1 s to compile
 the fast path's C kernel, classes/prediction/kernel.c).
 

@@ -33,9 +33,10 @@ Command::
     python script5_shared_compact_perf.py              # all 56 models, results/script5_shared_compact_perf/
     python script5_shared_compact_perf.py --teachers from_ensemble_model --filters 5,200
 
-Expected run time on this 2-core CPU: about 1.7 minutes after script4 (100 s
+Expected run time on this 2-core CPU: about 1.3 minutes after script4 (78 s
 measured by benchmarks/bench_paper.py on 2026-12-05, script4's predictions
-reused), 2.3 minutes alone (139 s); the 56 shared models and the 219
+reused; 100 s before the kernel's Winograd layer 0), about 2 minutes alone
+(139 s before it); the 56 shared models and the 219
 compact models both run through the compiled kernel of
 classes/prediction/kernel.c (15.7 min before, with the shared models on the
 TensorFlow graph).

@@ -39,9 +39,11 @@ Commands::
 
 Expected run time on this 2-core CPU: default run under a minute (48 s
 measured on the idle machine by benchmarks/bench_paper.py); ``--all`` about
-6 minutes for the 219 models (375 s measured, 1.7 s per model: 300 steps
-each, pool of 1,000 normal images, the synthesis loop traced once for all
-models; 35-50 minutes before); interrupt and rerun to resume.
+11.5 minutes for the 219 models (689 s measured on 2026-12-05: maximizing
+images with their pool and calibration 392 s, 1.8 s per model; minimizing
+images 286 s, 1.3 s per model; 300 steps each, the synthesis loop traced
+once for all models; 35-50 minutes before it was); interrupt and rerun to
+resume.
 
 Default step count: 300. For three models measured with 1,000 steps, the best
 response at 300 steps was 96% of the 1,000-step value (93% at 200, 98.5% at

@@ -35,8 +35,9 @@ Command::
     python script7_filter_analysis.py --num-images 500   # faster
     python script7_filter_analysis.py --quick --out /tmp/s7   # 8 models, 60 images (a minute)
 
-Expected run time on the 2-core CPU: about 4 minutes (230 s measured by
-benchmarks/bench_paper.py on 2026-12-05: layer activity sampled by the
+Expected run time on the 2-core CPU: about 3.7 minutes (219 s measured by
+benchmarks/bench_paper.py on 2026-12-05 after the kernel's Winograd layer 0,
+230 s before it: layer activity sampled by the
 compiled kernel into memory reused model after model, about 90 s, then the
 Gram matrices by BLAS ``ssyrk``, about 130 s, and the kernel similarities;
 252-286 s before the reuse); ``--quick`` about a minute.

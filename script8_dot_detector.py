@@ -30,10 +30,11 @@ Command::
     python script8_dot_detector.py --model 201025/12
     python script8_dot_detector.py --quick --out /tmp/s8   # 8 models, small stimulus sets
 
-Expected run time on the 2-core CPU: about 1.3 minutes (76 s measured by
-benchmarks/bench_paper.py on 2026-12-05: the screen of 219 models on 494
-images each through the compiled kernel, about 40 s, and the candidates'
-tuning, 12 s; 466 s before the kernel);
+Expected run time on the 2-core CPU: under a minute (47 s measured by
+benchmarks/bench_paper.py on 2026-12-05 after the kernel's Winograd layer 0;
+76 s before it, of which the screen of 219 models on 494 images each through
+the compiled kernel took about 40 s and the candidates' tuning 12 s; 466 s
+before the kernel);
 ``--quick`` under a minute.
 
 Published results compared with (Cowley et al. 2023, Fig. 4): some compact

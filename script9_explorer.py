@@ -32,13 +32,14 @@ Commands::
     python script9_explorer.py --pool-size 2000                  # fewer release images (faster first build)
     python -m tutorials.build --out docs/tutorials && python script9_explorer.py   # with the tutorials
 
-Expected run time on this 2-core CPU (measured on subsets while other jobs
-loaded the machine; extrapolated from CPU-seconds, see the README): a
-rebuild of all 219 pages from the cache under a minute (49 s); a first build
-of all 219 with script6 ``--all`` present about 30-35 minutes, two thirds
-of it the 2.8 million forward passes over the 12,640 images (40-45 minutes
-without script6's images); with ``--pool-size 2000 --steps 100`` about
-12-14 minutes.
+Expected run time on this 2-core CPU (all 219 models, measured on
+2026-12-05 from a fresh clone and an empty cache): a first build with
+``script6_synthesize.py --all``'s images present 12 minutes (730 s: the
+responses of every model to the 12,031 distinct release images and the 294
+screen dots 678 s, dot tuning 45 s, pages 4 s); without them the
+maximizing and minimizing images are synthesized here, 519 s more (about 21
+minutes); a rebuild from the cache about 15 s. ``--pool-size`` shortens the
+response pass in proportion to the images kept.
 
 Published numbers compared with: 219 compact models; median 164
 convolutional filters (Fig. 1i inset); mean squared signal correlation
