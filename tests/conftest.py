@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from classes.runtime.native import ISA_VARIABLE, available_isas
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
@@ -70,3 +72,15 @@ def unwritable_folder(tmp_path) -> Path:
     except OSError:
         return Path("/sys")
     pytest.skip("no folder here is unwritable for root")
+
+
+@pytest.fixture(params=available_isas())
+def kernel_isa(request, monkeypatch):
+    """Each instruction set this CPU runs, forced through COWLEY2023_KERNEL_ISA (skipped where the kernel cannot run)."""
+    from classes.prediction.kernel import kernel_unavailable_reason
+
+    monkeypatch.setenv(ISA_VARIABLE, request.param)
+    reason = kernel_unavailable_reason()
+    if reason is not None:
+        pytest.skip(f"the compiled kernel cannot run here: {reason}")
+    return request.param

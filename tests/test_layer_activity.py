@@ -11,25 +11,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import classes.prediction.kernel as fast_kernel
 from classes.analysis.cka import position_subset
 from classes.compact.model import build_compact_model, load_compact_model
 from classes.compact.tools import layer_activity as keras_layer_activity
 from classes.data.preprocessing import RECENTERED_MAX, RECENTERED_MIN
 from classes.prediction import predict
 from classes.prediction.activity import layer_activity, sampled_activity
-from classes.runtime.native import ISA_VARIABLE, available_isas
 
 SIDES = (112, 56, 28, 28, 28)
-
-
-@pytest.fixture(params=available_isas())
-def isa(request, monkeypatch):
-    """Each instruction set this CPU runs, forced through COWLEY2023_KERNEL_ISA."""
-    monkeypatch.setenv(ISA_VARIABLE, request.param)
-    if fast_kernel.kernel_unavailable_reason() is not None:
-        pytest.skip(f"the compiled kernel cannot run here: {fast_kernel.kernel_unavailable_reason()}")
-    return request.param
 
 
 def random_model(counts, seed: int):
@@ -65,7 +54,7 @@ def assert_close_to_keras(activity, reference):
     assert np.max(np.abs(activity - reference)) <= 2e-5 * spread + 1e-6
 
 
-def test_kernel_layer_activity_equals_the_keras_layers(models, images, isa):
+def test_kernel_layer_activity_equals_the_keras_layers(models, images, kernel_isa):
     for model in models:
         for layer in range(5):
             reference = keras_layer_activity(model, images, layer)
@@ -79,7 +68,7 @@ def test_tensorflow_layer_activity_equals_the_keras_layers(models, images):
             assert_close_to_keras(layer_activity(model, images, layer, engine="tensorflow", batch_size=2), reference)
 
 
-def test_sampled_positions_are_the_whole_map_at_those_positions(models, images, isa):
+def test_sampled_positions_are_the_whole_map_at_those_positions(models, images, kernel_isa):
     model = models[0]
     positions = [position_subset(side, side, 50, seed=5) for side in SIDES]
     features, responses = sampled_activity(model, images, positions, engine="kernel")
@@ -94,7 +83,7 @@ def test_sampled_positions_are_the_whole_map_at_those_positions(models, images, 
     assert_close_to_keras(responses, graph_responses)
 
 
-def test_threads_and_job_sizes_do_not_change_a_single_bit(models, images, isa):
+def test_threads_and_job_sizes_do_not_change_a_single_bit(models, images, kernel_isa):
     positions = [position_subset(side, side, 40, seed=1) for side in SIDES]
     positions[2] = None
     reference, responses = sampled_activity(models[1], images, positions, engine="kernel", threads=1, batch_size=3)
@@ -107,7 +96,7 @@ def test_threads_and_job_sizes_do_not_change_a_single_bit(models, images, isa):
             np.testing.assert_array_equal(features[layer], reference[layer])
 
 
-def test_scratch_reused_model_after_model_gives_the_fresh_features(models, images, isa):
+def test_scratch_reused_model_after_model_gives_the_fresh_features(models, images, kernel_isa):
     # Models of different widths in turn (a wide layer after a narrow one grows the scratch, a narrow
     # one after a wide one takes a shorter view of it): every call equals a call without scratch.
     positions = [position_subset(side, side, 30, seed=2) for side in SIDES]

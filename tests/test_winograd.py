@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import classes.prediction.kernel as fast_kernel
 from classes.compact.model import build_compact_model
 from classes.data.preprocessing import RECENTERED_MAX, RECENTERED_MIN
 from classes.prediction.activity import layer_activity
@@ -16,7 +15,6 @@ from classes.prediction.winograd import (
     output_transform,
     transformed_kernel0,
 )
-from classes.runtime.native import ISA_VARIABLE, available_isas
 
 
 def correlation(inputs: np.ndarray, taps: np.ndarray) -> np.ndarray:
@@ -51,14 +49,6 @@ def test_transformed_kernel_holds_each_kernel_row_transformed_and_zero_padding()
     assert not transformed[..., 7:].any()
 
 
-@pytest.fixture(params=available_isas())
-def isa(request, monkeypatch):
-    monkeypatch.setenv(ISA_VARIABLE, request.param)
-    if fast_kernel.kernel_unavailable_reason() is not None:
-        pytest.fail(f"the compiled kernel cannot run here: {fast_kernel.kernel_unavailable_reason()}")
-    return request.param
-
-
 def numpy_layer0(weights, images: np.ndarray) -> np.ndarray:
     """Conv 5x5 "same" + batch normalization (epsilon 1e-3) + ReLU in float64: ``(N, 112, 112, K0)``."""
     kernel, bias, gamma, beta, mean, variance = (np.asarray(array, np.float64) for array in weights[:6])
@@ -72,7 +62,7 @@ def numpy_layer0(weights, images: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("filters", [1, 16, 21, 50])
-def test_compiled_layer0_equals_a_float64_convolution(isa, filters):
+def test_compiled_layer0_equals_a_float64_convolution(kernel_isa, filters):
     """Filter counts below, at and across the vector widths; the borders included."""
     generator = np.random.default_rng(filters)
     model = build_compact_model([filters, 3, 2, 2, 2])
