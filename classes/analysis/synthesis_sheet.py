@@ -45,6 +45,25 @@ def is_done(folder: Path, identifier: ModelId) -> bool:
     return all(path.is_file() for path in record_paths(folder, identifier))
 
 
+def synthesize_group(group: list[ModelId], data_root, direction: str, num_steps: int, seed: int,
+                     grayscale: bool) -> list[tuple]:
+    """One image per model of ``group``, stepped side by side from their ``.npy`` weights.
+
+    Returns:
+        Per model ``(identifier, image, response, result)``: the image rounded
+        to uint8 ``(1, 112, 112, 3)``, the model's response to that saved
+        image, and the :class:`classes.analysis.synthesis.SynthesisResult`.
+    """
+    weight_lists = [load_weights_npy(identifier, data_root) for identifier in group]
+    results = synthesize_compact_models(weight_lists, direction=direction, num_steps=num_steps, seed=seed,
+                                        grayscale=grayscale, group_size=len(group))
+    synthesized = []
+    for identifier, weights, result in zip(group, weight_lists, results, strict=True):
+        image = np.round(result.images).astype(np.uint8)
+        synthesized.append((identifier, image, float(predict_raw(weights, image)[0]), result))
+    return synthesized
+
+
 def direction_paths(folder: Path, identifier: ModelId, direction: str) -> tuple[Path, Path]:
     """``(image .npy, record .json)`` of one model's image made by :func:`synthesize_direction`."""
     return folder / f"{identifier.stem}_{direction}.npy", folder / f"{identifier.stem}_{direction}.json"
@@ -73,19 +92,15 @@ def synthesize_direction(pending: list[ModelId], folder: Path, data_root, direct
     with tqdm(total=len(pending), desc=f"{direction[:-1]}ing images", disable=not pending) as bar:
         for start in range(0, len(pending), SYNTHESIS_GROUP):
             group = pending[start : start + SYNTHESIS_GROUP]
-            weight_lists = [load_weights_npy(identifier, data_root) for identifier in group]
-            results = synthesize_compact_models(weight_lists, direction=direction, num_steps=num_steps, seed=seed,
-                                                grayscale=grayscale, group_size=len(group))
-            for identifier, weights, result in zip(group, weight_lists, results, strict=True):
-                image = np.round(result.images[0]).astype(np.uint8)
-                record = {"model": str(identifier), "direction": direction,
-                          "response": float(predict_raw(weights, image[None])[0]),
+            for identifier, image, response, result in synthesize_group(group, data_root, direction, num_steps,
+                                                                         seed, grayscale):
+                record = {"model": str(identifier), "direction": direction, "response": response,
                           "initial_response": float(result.initial_responses[0]), "steps": num_steps, "seed": seed,
                           "grayscale": grayscale, "source": source,
                           "trajectory": [float(value) for value in result.trajectory[:, 0]]}
                 image_path, record_path = direction_paths(folder, identifier, direction)
                 outputs.write_json(record_path, record)
-                outputs.write_npy(image_path, image)
+                outputs.write_npy(image_path, image[0])
             bar.update(len(group))
 
 
@@ -217,14 +232,10 @@ def synthesize_sheet(pending: list[ModelId], folder: Path, data_root, num_steps:
             calibrations = calibrate_models(chunk, data_root)
             for start in range(0, len(chunk), SYNTHESIS_GROUP):
                 group = chunk[start : start + SYNTHESIS_GROUP]
-                weight_lists = [load_weights_npy(identifier, data_root) for identifier in group]
-                results = synthesize_compact_models(weight_lists, num_steps=num_steps, seed=seed, grayscale=grayscale,
-                                                    group_size=len(group))
-                for row, (identifier, weights, result) in enumerate(zip(group, weight_lists, results, strict=True)):
-                    image = np.round(result.images).astype(np.uint8)
-                    record = make_record(identifier, float(predict_raw(weights, image)[0]),
-                                         float(result.initial_responses[0]), normal[start + row],
-                                         *calibrations[identifier.stem], settings)
+                synthesized = synthesize_group(group, data_root, "maximize", num_steps, seed, grayscale)
+                for row, (identifier, image, response, result) in enumerate(synthesized):
+                    record = make_record(identifier, response, float(result.initial_responses[0]),
+                                         normal[start + row], *calibrations[identifier.stem], settings)
                     write_record(folder, identifier, image, record)
                 bar.update(len(group))
 
