@@ -13,6 +13,7 @@ from classes.data.preprocessing import (
     RECENTERED_MIN,
     RGB_MEANS,
     RecentredImages,
+    RecentringBuffer,
     as_recentred,
     check_images,
     gaudy_images,
@@ -58,6 +59,15 @@ def test_recenter_into_a_buffer_equals_a_new_array_and_checks_the_buffer(random_
     for bad in (buffer[:1], buffer.astype(np.float64), buffer[:, ::2], [[0.0]]):
         with pytest.raises(ValueError, match="out must be a C-contiguous float32 array"):
             recenter_images(random_images, out=bad)
+
+
+def test_recentring_buffer_grows_once_and_reuses_its_memory(random_images):
+    buffer = RecentringBuffer()
+    first = buffer.recentred(random_images)
+    np.testing.assert_array_equal(first, recenter_images(random_images))
+    smaller = buffer.recentred(random_images[:1])
+    assert np.shares_memory(first, smaller) and len(smaller) == 1
+    np.testing.assert_array_equal(smaller, recenter_images(random_images[:1]))
 
 
 def test_recenter_uncenter_round_trip_is_exact_for_uint8():

@@ -179,6 +179,23 @@ def recenter_images(images, out: np.ndarray | None = None) -> RecentredImages:
     return target.view(RecentredImages)
 
 
+class RecentringBuffer:
+    """One float32 buffer that :func:`recenter_images` writes batch after batch into, grown when a batch is larger.
+
+    Loops over many batches use it instead of a fresh array per batch, whose
+    first touch is slow on some machines.
+    """
+
+    def __init__(self):
+        self.array = np.empty((0, 112, 112, 3), np.float32)
+
+    def recentred(self, raw_images) -> RecentredImages:
+        """``raw_images`` recentred into the buffer (valid until the next call)."""
+        if len(self.array) < len(raw_images):
+            self.array = np.empty((len(raw_images), 112, 112, 3), np.float32)
+        return recenter_images(raw_images, out=self.array)
+
+
 def as_recentred(images) -> RecentredImages:
     """Declares float images to be recentred already (made in the models' input space).
 

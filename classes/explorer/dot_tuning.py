@@ -22,7 +22,7 @@ from tqdm import tqdm
 from classes.analysis.dot_analysis import dot_selectivity_index
 from classes.analysis.dot_detector import measure_dot_tuning
 from classes.compact.architecture import ModelId, load_weights_npy
-from classes.data.preprocessing import recenter_images
+from classes.data.preprocessing import RecentringBuffer
 from classes.prediction import predict
 from classes.prediction.stacked import stack_compact_models
 from classes.runtime import outputs
@@ -33,20 +33,7 @@ NUMBERS = (1, 2, 3, 4, 6, 8, 12, 16)
 NUM_DRAWS = 5
 
 
-class ImageBuffer:
-    """Float32 room for recentred images, reused call after call and grown when a call brings more."""
-
-    def __init__(self):
-        self.array = np.empty((0, 112, 112, 3), np.float32)
-
-    def recentred(self, raw_images) -> np.ndarray:
-        """``raw_images`` recentred into the buffer (valid until the next call)."""
-        if len(self.array) < len(raw_images):
-            self.array = np.empty((len(raw_images), 112, 112, 3), np.float32)
-        return recenter_images(raw_images, out=self.array)
-
-
-def fast_response_function(identifier: ModelId, data_root, buffer: ImageBuffer | None = None):
+def fast_response_function(identifier: ModelId, data_root, buffer: RecentringBuffer | None = None):
     """``raw uint8 images (N, 112, 112, 3) -> float64 (N,)`` responses of one model (fast engine).
 
     The model is loaded and folded once for all calls; the recentred images
@@ -54,7 +41,7 @@ def fast_response_function(identifier: ModelId, data_root, buffer: ImageBuffer |
     memory for every call was a third of the explorer's dot tuning.
     """
     stacked = stack_compact_models([load_weights_npy(identifier, data_root)], names=[str(identifier)])
-    buffer = buffer or ImageBuffer()
+    buffer = buffer or RecentringBuffer()
 
     def respond(raw_images) -> np.ndarray:
         return predict(stacked, buffer.recentred(raw_images))[0].astype(np.float64)
@@ -70,7 +57,7 @@ def best_dot(dot_responses, dot_labels) -> dict:
 
 
 def measure_model(identifier: ModelId, dot_responses, normal_responses, dot_labels, grid: int, seed: int,
-                  data_root, buffer: ImageBuffer | None = None) -> dict:
+                  data_root, buffer: RecentringBuffer | None = None) -> dict:
     """One model's dot record: selectivity, best dot, location map, size and number tuning."""
     record = {"dot_selectivity": dot_selectivity_index(dot_responses, normal_responses),
               **best_dot(dot_responses, dot_labels), "grid": grid}
@@ -108,7 +95,7 @@ def dot_records(models: list[ModelId], dot_responses: np.ndarray, normal_respons
             records[identifier.stem] = json.loads(path.read_text())
         else:
             pending.append((row, identifier))
-    buffer = ImageBuffer()
+    buffer = RecentringBuffer()
     for row, identifier in tqdm(pending, desc="dot tuning", disable=not pending):
         record = measure_model(identifier, dot_responses[row], normal_responses[row], dot_labels, grid, seed,
                                data_root, buffer)

@@ -28,7 +28,7 @@ from classes.analysis.dot_detector import screen_stimuli
 from classes.compact.architecture import ModelId, load_weights_npy
 from classes.data.candidate_images import load_image_pool, normal_image_sessions
 from classes.data.images import available_image_sessions, load_images
-from classes.data.preprocessing import recenter_images
+from classes.data.preprocessing import RecentringBuffer
 from classes.data.sessions import TEST_SESSIONS, held_out_indices
 from classes.prediction import predict
 from classes.prediction.stacked import stack_compact_models
@@ -170,7 +170,7 @@ def compute_responses(models: list[ModelId], image_set: ImageSet, folder: Path, 
     stimuli = everything[first]
     del everything  # about 0.5 GB for the whole release
     # One buffer for every block, and each chunk's models loaded and folded once for all blocks.
-    buffer = np.empty((min(BLOCK, len(stimuli)),) + stimuli.shape[1:], np.float32)
+    buffer = RecentringBuffer()
     with tqdm(total=len(pending) * len(stimuli), desc="model responses to images and dots", unit="response",
               unit_scale=True) as bar:
         for start_model in range(0, len(pending), CHUNK):
@@ -179,7 +179,7 @@ def compute_responses(models: list[ModelId], image_set: ImageSet, folder: Path, 
                                            names=[str(identifier) for identifier in chunk])
             parts = []
             for start in range(0, len(stimuli), BLOCK):
-                block = recenter_images(stimuli[start:start + BLOCK], out=buffer)
+                block = buffer.recentred(stimuli[start:start + BLOCK])
                 parts.append(predict(stacked, block))
                 bar.update(len(chunk) * len(block))
             for identifier, row in zip(chunk, np.concatenate(parts, axis=1), strict=True):
